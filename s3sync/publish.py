@@ -1,0 +1,217 @@
+"""Publishing: a local folder becomes an immutable release, LATEST.json moves last.
+
+Order matters and is the whole protocol: objects, pack, release manifest, and only
+then the pointer, written conditionally on the ETag it replaces.
+"""
+
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from s3sync.errors import BadInput, PublishConflict
+from s3sync.localtree import LocalFile, read_unchanged, scan
+from s3sync.location import S3Location
+from s3sync.manifest import Limits, Manifest, build, parse, with_generation
+from s3sync.pack import write_pack
+from s3sync.remote import error_code, is_missing, transient
+
+HEAD_LIMIT = 200  # above this many unknown objects, one LIST is cheaper than HEADs
+MAX_SINGLE_PUT = 5 * 1024**3
+
+
+@dataclass(frozen=True)
+class Pointer:
+    manifest: Manifest | None
+    etag: str | None
+
+
+@dataclass
+class Diff:
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PublishResult:
+    release: str
+    generation: int
+    published: bool  # False when LATEST already named this tree, or on a dry run
+    diff: Diff
+    uploaded: int = 0
+    uploaded_bytes: int = 0
+
+
+class Publisher:
+    def __init__(self, client, location: S3Location, limits: Limits | None = None, concurrency: int = 16):
+        self.client = client
+        self.location = location
+        self.limits = limits or Limits()
+        self.concurrency = concurrency
+
+    # -- reading what is there ------------------------------------------------
+
+    def pointer(self) -> Pointer:
+        key = self.location.latest_key
+        try:
+            response = self.client.get_object(Bucket=self.location.bucket, Key=key)
+            raw = response["Body"].read()
+        except ClientError as exc:
+            if is_missing(exc):
+                return Pointer(None, None)
+            raise transient(f"GET {self.location.url(key)}", exc) from None
+        except BotoCoreError as exc:
+            raise transient(f"GET {self.location.url(key)}", exc) from None
+        return Pointer(parse(raw, self.limits, self.location.url(key)), response["ETag"])
+
+    def release(self, release: str) -> Manifest:
+        key = self.location.release_key(release)
+        try:
+            raw = self.client.get_object(Bucket=self.location.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if is_missing(exc):
+                raise BadInput(f"no release {release} at {self.location}") from None
+            raise transient(f"GET {self.location.url(key)}", exc) from None
+        return parse(raw, self.limits, self.location.url(key))
+
+    def list_releases(self) -> list[dict]:
+        """Every release manifest, oldest first, with when it was written."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        found = []
+        for page in paginator.paginate(Bucket=self.location.bucket, Prefix=self.location.releases_prefix):
+            for item in page.get("Contents", []):
+                if item["Key"].endswith(".json"):
+                    found.append(item)
+        found.sort(key=lambda item: item["LastModified"])
+        return found
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.location.bucket, Key=key)
+            return True
+        except ClientError as exc:
+            if is_missing(exc):
+                return False
+            raise transient(f"HEAD {self.location.url(key)}", exc) from None
+
+    def _missing_objects(self, wanted: set[str], known: set[str]) -> set[str]:
+        """The sha256s among `wanted` that the bucket does not hold yet."""
+        unknown = wanted - known
+        if len(unknown) <= HEAD_LIMIT:
+            with ThreadPoolExecutor(self.concurrency) as pool:
+                present = list(pool.map(lambda h: self._exists(self.location.object_key(h)), sorted(unknown)))
+            return {h for h, there in zip(sorted(unknown), present, strict=True) if not there}
+        stored = set()
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.location.bucket, Prefix=self.location.objects_prefix):
+            stored.update(item["Key"].rsplit("/", 1)[-1] for item in page.get("Contents", []))
+        return unknown - stored
+
+    # -- writing ----------------------------------------------------------------
+
+    def publish(self, directory: Path, excludes: tuple[str, ...] = (), dry_run: bool = False,
+                allow_empty: bool = False, meta: dict | None = None) -> PublishResult:
+        files = scan(directory, excludes)
+        if not files and not allow_empty:
+            raise BadInput(f"{directory} has no files to publish (--allow-empty publishes an empty tree)")
+        pointer = self.pointer()
+        generation = pointer.manifest.generation + 1 if pointer.manifest else 1
+        manifest = build([f.entry for f in files], generation, meta)
+        self._check_limits(manifest)
+        diff = _diff(pointer.manifest, manifest)
+        if pointer.manifest and pointer.manifest.release == manifest.release:
+            return PublishResult(manifest.release, pointer.manifest.generation, False, diff)
+        previous = pointer.manifest.files if pointer.manifest else ()
+        known = {e.digest for e in previous if e.kind == "sha256"}
+        missing = self._missing_objects({f.entry.digest for f in files}, known)
+        uploads = _one_file_per_digest(files, missing)
+        result = PublishResult(manifest.release, generation, False, diff, len(uploads),
+                               sum(f.entry.size for f in uploads))
+        if dry_run:
+            return result
+        self._upload_objects(uploads)
+        self._upload_pack(manifest.release, files)
+        self._put_if_absent(self.location.release_key(manifest.release), manifest.to_json_bytes())
+        self._move_pointer(manifest, pointer.etag)
+        result.published = True
+        return result
+
+    def rollback(self, release: str) -> Manifest:
+        """Point LATEST at an existing release again, as a new generation."""
+        target = self.release(release)
+        pointer = self.pointer()
+        if pointer.manifest and pointer.manifest.release == release:
+            raise BadInput(f"release {release} is already LATEST (generation {pointer.manifest.generation})")
+        generation = pointer.manifest.generation + 1 if pointer.manifest else 1
+        manifest = with_generation(target, generation)
+        self._move_pointer(manifest, pointer.etag)
+        return manifest
+
+    def _check_limits(self, manifest: Manifest) -> None:
+        if len(manifest.files) > self.limits.max_files:
+            raise BadInput(f"{len(manifest.files)} files, over the limit of {self.limits.max_files}")
+        if manifest.total_bytes > self.limits.max_bytes:
+            raise BadInput(f"{manifest.total_bytes} bytes, over the limit of {self.limits.max_bytes}")
+        too_big = [e.path for e in manifest.files if e.size > MAX_SINGLE_PUT]
+        if too_big:
+            raise BadInput(f"{too_big[0]!r} is over 5 GiB; DAG folders should not carry such files")
+
+    def _upload_objects(self, uploads: list[LocalFile]) -> None:
+        def put(local: LocalFile) -> None:
+            self._put_if_absent(self.location.object_key(local.entry.digest), read_unchanged(local))
+
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            list(pool.map(put, uploads))
+
+    def _upload_pack(self, release: str, files: list[LocalFile]) -> None:
+        key = self.location.pack_key(release)
+        if self._exists(key):
+            return
+        with tempfile.TemporaryFile() as spool:
+            write_pack(files, spool)
+            spool.seek(0)
+            self.client.upload_fileobj(spool, self.location.bucket, key)
+
+    def _put_if_absent(self, key: str, body) -> None:
+        """Immutable objects: a second writer of the same key changes nothing."""
+        try:
+            self.client.put_object(Bucket=self.location.bucket, Key=key, Body=body, IfNoneMatch="*")
+        except ClientError as exc:
+            if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return
+            raise transient(f"PUT {self.location.url(key)}", exc) from None
+
+    def _move_pointer(self, manifest: Manifest, previous_etag: str | None) -> None:
+        condition = {"IfMatch": previous_etag} if previous_etag else {"IfNoneMatch": "*"}
+        key = self.location.latest_key
+        try:
+            self.client.put_object(Bucket=self.location.bucket, Key=key, Body=manifest.to_json_bytes(),
+                                   ContentType="application/json", **condition)
+        except ClientError as exc:
+            if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise PublishConflict(
+                    f"{self.location.url(key)} changed while publishing (another publisher?); "
+                    f"release {manifest.release} is uploaded but not live: run publish again"
+                ) from None
+            raise transient(f"PUT {self.location.url(key)}", exc) from None
+
+
+def _diff(old: Manifest | None, new: Manifest) -> Diff:
+    before = old.by_path() if old else {}
+    after = new.by_path()
+    return Diff(
+        added=sorted(p for p in after if p not in before),
+        changed=sorted(p for p in after if p in before and before[p].content_id != after[p].content_id),
+        removed=sorted(p for p in before if p not in after),
+    )
+
+
+def _one_file_per_digest(files: list[LocalFile], missing: set[str]) -> list[LocalFile]:
+    chosen: dict[str, LocalFile] = {}
+    for local in files:
+        if local.entry.digest in missing:
+            chosen.setdefault(local.entry.digest, local)
+    return list(chosen.values())

@@ -1,0 +1,215 @@
+"""Reading a source prefix: LATEST.json (conditional), pinned releases, listings, objects."""
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from s3sync.errors import BadInput, ManifestError, NoRelease, TransientError
+from s3sync.location import S3Location
+from s3sync.manifest import RELEASE_ID, FileEntry, Limits, Manifest, build, parse
+from s3sync.safepath import check_relative_path
+from s3sync.verify import write_verified
+
+MODES = ("auto", "manifest", "listing")
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+@dataclass(frozen=True)
+class Fetched:
+    manifest: Manifest
+    source_id: str  # generations are only comparable within one source id
+    etag: str | None = None  # of LATEST.json, for the next conditional GET
+    has_pack: bool = False
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def is_missing(exc: ClientError) -> bool:
+    return error_code(exc) in _MISSING
+
+
+def transient(action: str, exc: Exception) -> TransientError:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        detail = f"{error.get('Code', '?')}: {error.get('Message', '')}".strip()
+    else:
+        detail = str(exc)
+    return TransientError(f"{action}: {detail}")
+
+
+class Remote:
+    def __init__(self, client, location: S3Location, limits: Limits, mode: str = "auto",
+                 download_attempts: int = 5):
+        if mode not in MODES:
+            raise BadInput(f"unknown mode {mode!r} (want one of {', '.join(MODES)})")
+        self.client = client
+        self.location = location
+        self.limits = limits
+        self.mode = mode
+        self.download_attempts = download_attempts
+
+    # -- what is published -------------------------------------------------
+
+    def latest(self, etag: str | None = None) -> Fetched | None:
+        """The release LATEST.json names; None when its ETag still equals `etag`."""
+        if self.mode == "listing":
+            return self.listing()
+        url = self.location.url(self.location.latest_key)
+        try:
+            extra = {"IfNoneMatch": etag} if etag else {}
+            response = self.client.get_object(
+                Bucket=self.location.bucket, Key=self.location.latest_key, **extra
+            )
+            raw = self._read_manifest_body(response, url)
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 304:
+                return None
+            if is_missing(exc):
+                if self.mode == "auto":
+                    return self.listing()
+                raise NoRelease(f"no release at {self.location}: {url} does not exist") from None
+            raise transient(f"GET {url}", exc) from None
+        except BotoCoreError as exc:
+            raise transient(f"GET {url}", exc) from None
+        manifest = parse(raw, self.limits, url)
+        return Fetched(manifest, self.manifest_source_id, response.get("ETag"), has_pack=True)
+
+    def release(self, release: str) -> Fetched:
+        """One immutable release by id (pinning and rollback)."""
+        if not RELEASE_ID.match(release):
+            raise BadInput(f"not a release id (20 lowercase hex characters): {release!r}")
+        url = self.location.url(self.location.release_key(release))
+        try:
+            response = self.client.get_object(
+                Bucket=self.location.bucket, Key=self.location.release_key(release)
+            )
+            raw = self._read_manifest_body(response, url)
+        except ClientError as exc:
+            if is_missing(exc):
+                raise BadInput(f"no release {release} at {self.location}") from None
+            raise transient(f"GET {url}", exc) from None
+        except BotoCoreError as exc:
+            raise transient(f"GET {url}", exc) from None
+        manifest = parse(raw, self.limits, url)
+        if manifest.release != release:
+            raise ManifestError(f"{url}: names release {manifest.release}, not {release}")
+        return Fetched(manifest, self.manifest_source_id, has_pack=True)
+
+    def listing(self) -> Fetched:
+        """A manifest made from a plain prefix (written by `aws s3 sync` or similar)."""
+        started_ms = int(time.time() * 1000)  # a later listing never sees an older state
+        files = self._list_entries()
+        if not files:
+            raise NoRelease(f"no release at {self.location}: no LATEST.json and no objects")
+        try:
+            manifest = build(files, generation=started_ms, meta={"listing": str(self.location)})
+        except ManifestError as exc:
+            raise ManifestError(f"listing of {self.location}: {exc}") from None
+        return Fetched(manifest, f"{self.location}#listing")
+
+    @property
+    def manifest_source_id(self) -> str:
+        return f"{self.location}#manifest"
+
+    def _read_manifest_body(self, response: dict, url: str) -> bytes:
+        length = response.get("ContentLength", 0)
+        if length > self.limits.max_manifest_bytes:
+            response["Body"].close()
+            raise ManifestError(
+                f"{url}: manifest is {length} bytes, over the {self.limits.max_manifest_bytes} limit"
+            )
+        return response["Body"].read()
+
+    def _list_entries(self) -> list[FileEntry]:
+        prefix = self.location.key("") if self.location.prefix else ""
+        paginator = self.client.get_paginator("list_objects_v2")
+        files: list[FileEntry] = []
+        total = 0
+        try:
+            for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    if item["Key"].endswith("/"):
+                        continue  # folder marker
+                    entry = _listed_entry(item, prefix, self.location)
+                    files.append(entry)
+                    total += entry.size
+                    if len(files) > self.limits.max_files:
+                        raise ManifestError(
+                            f"listing of {self.location}: over the limit of {self.limits.max_files} files"
+                        )
+                    if total > self.limits.max_bytes:
+                        raise ManifestError(
+                            f"listing of {self.location}: over the limit of {self.limits.max_bytes} bytes"
+                        )
+        except ClientError as exc:
+            raise transient(f"LIST {self.location}", exc) from None
+        except BotoCoreError as exc:
+            raise transient(f"LIST {self.location}", exc) from None
+        return files
+
+    # -- bytes ---------------------------------------------------------------
+
+    def object_key(self, entry: FileEntry) -> str:
+        if entry.kind == "sha256":
+            return self.location.object_key(entry.digest)
+        return self.location.key(entry.path)
+
+    def download(self, entry: FileEntry, dest: Path) -> None:
+        """GET one object into `dest`, verified; retry transport errors with backoff."""
+        key = self.object_key(entry)
+        url = self.location.url(key)
+        for attempt in range(1, self.download_attempts + 1):
+            try:
+                response = self.client.get_object(Bucket=self.location.bucket, Key=key)
+                write_verified(response["Body"].read, dest, entry)
+                return
+            except ClientError as exc:
+                if is_missing(exc):
+                    raise BadInput(f"object missing for {entry.path!r}: {url}") from None
+                error = transient(f"GET {url}", exc)
+            except (BotoCoreError, OSError) as exc:
+                if isinstance(exc, OSError) and not _is_network_error(exc):
+                    raise
+                error = transient(f"GET {url}", exc)
+            if attempt < self.download_attempts:
+                backoff(attempt)
+        raise error
+
+    def open_pack(self, release: str) -> BinaryIO | None:
+        """The pack's body as a stream, or None when this release has no pack."""
+        key = self.location.pack_key(release)
+        try:
+            return self.client.get_object(Bucket=self.location.bucket, Key=key)["Body"]
+        except ClientError as exc:
+            if is_missing(exc):
+                return None
+            raise transient(f"GET {self.location.url(key)}", exc) from None
+        except BotoCoreError as exc:
+            raise transient(f"GET {self.location.url(key)}", exc) from None
+
+
+def _listed_entry(item: dict, prefix: str, location: S3Location) -> FileEntry:
+    rel = item["Key"][len(prefix) :]
+    try:
+        path = check_relative_path(rel)
+    except ManifestError as exc:
+        raise ManifestError(f"listing of {location}: {exc}") from None
+    etag = item.get("ETag", "").strip('"')
+    if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag):
+        return FileEntry(path, item["Size"], "md5", etag)
+    return FileEntry(path, item["Size"], "etag", etag or "unknown")
+
+
+def _is_network_error(exc: OSError) -> bool:
+    return isinstance(exc, ConnectionError | TimeoutError)
+
+
+def backoff(attempt: int, base: float = 0.2, cap: float = 5.0) -> None:
+    """Sleep with full jitter: uniform(0, min(cap, base * 2**attempt))."""
+    time.sleep(random.uniform(0, min(cap, base * 2**attempt)))

@@ -1,0 +1,40 @@
+"""Which old releases to delete: keep the newest few and any a reader may still be in."""
+
+import os
+
+from s3sync.layout import Layout, State
+
+
+def releases_to_keep(state: State, on_disk: dict[str, float], live: str | None,
+                     keep: int, grace: float, now: float) -> set[str]:
+    """`on_disk` maps release id -> folder mtime. Returns the ids that must stay."""
+    last_seen: dict[str, float] = {}
+    recent: set[str] = set()
+    for record in state.history:
+        last_seen[record.release] = max(last_seen.get(record.release, 0.0), record.live_from)
+        if record.live_until is None or now - record.live_until < grace:
+            recent.add(record.release)
+    newest = sorted(last_seen, key=last_seen.__getitem__, reverse=True)[:keep]
+    young = {release for release, mtime in on_disk.items()
+             if release not in last_seen and now - mtime < grace}
+    kept = set(newest) | recent | young
+    if live:
+        kept.add(live)
+    return kept
+
+
+def prune(layout: Layout, keep: int, grace: float, now: float) -> list[str]:
+    """Delete releases that are neither live, nor among the newest `keep`, nor recent.
+
+    Call with the ROOT lock held.
+    """
+    on_disk = {entry.name: entry.stat().st_mtime for entry in os.scandir(layout.releases)}
+    kept = releases_to_keep(layout.read_state(), on_disk, layout.live_release(), keep, grace, now)
+    removed = sorted(set(on_disk) - kept)
+    for release in removed:
+        layout.discard_release(release)
+    for entry in os.scandir(layout.manifests):
+        release = entry.name.removesuffix(".json")
+        if release not in on_disk and now - entry.stat().st_mtime >= grace:
+            os.unlink(entry.path)  # manifest of a release that never landed
+    return removed

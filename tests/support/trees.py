@@ -1,0 +1,51 @@
+"""Helpers to make local trees, run the CLI, and inspect a sync ROOT."""
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from s3sync.cli import main
+
+
+def write_tree(root: Path, files: dict[str, bytes | str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return root
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """relative path -> sha256 of every file under `root` (following `root` itself)."""
+    found = {}
+    for top, _dirs, names in os.walk(root, followlinks=False):
+        for name in names:
+            path = Path(top) / name
+            found[path.relative_to(root).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def tree_digests(files: dict[str, bytes | str]) -> dict[str, str]:
+    return {rel: hashlib.sha256(c.encode() if isinstance(c, str) else c).hexdigest()
+            for rel, c in files.items()}
+
+
+def cli(*args: str) -> int:
+    return main([str(a) for a in args])
+
+
+def cli_process(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "s3sync", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def live_snapshot(target: Path) -> dict[str, str]:
+    return snapshot((target / "current").resolve())
+
+
+def staging_entries(target: Path) -> list[str]:
+    staging = target / ".s3sync" / "staging"
+    return sorted(os.listdir(staging)) if staging.exists() else []
