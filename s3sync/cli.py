@@ -248,12 +248,10 @@ def _report_publish(result: PublishResult, dry_run: bool) -> None:
 def _releases(publisher: Publisher) -> int:
     pointer = publisher.pointer()
     latest = pointer.manifest.release if pointer.manifest else None
-    print(f"{'RELEASE':<22} {'GENERATION':>10} {'FILES':>7} {'BYTES':>12}  CREATED")
-    for item in publisher.list_releases():
-        release = item["Key"].rsplit("/", 1)[-1].removesuffix(".json")
-        manifest = publisher.release(release)
-        mark = "  <- LATEST" if release == latest else ""
-        print(f"{release:<22} {manifest.generation:>10} {len(manifest.files):>7} "
+    print(f"{'RELEASE':<22} {'FIRST GEN':>10} {'FILES':>7} {'BYTES':>12}  CREATED")
+    for manifest in publisher.list_releases():
+        mark = "  <- LATEST" if manifest.release == latest else ""
+        print(f"{manifest.release:<22} {manifest.generation:>10} {len(manifest.files):>7} "
               f"{manifest.total_bytes:>12}  {manifest.created_at}{mark}")
     return EXIT_OK
 
@@ -261,8 +259,6 @@ def _releases(publisher: Publisher) -> int:
 def _pull(args, client, location: S3Location, limits: Limits) -> int:
     if args.target is None:
         raise _UsageError("--target is required (or set S3SYNC_TARGET)")
-    if args.command == "run" or not getattr(args, "once", False):
-        pass
     log = logs.get_logger(source=str(location), target=str(args.target))
     remote = Remote(client, location, limits, args.mode, download_attempts=args.s3_retries)
     settings = PullSettings(limits, args.concurrency, args.pack_min_files, args.keep, args.grace)

@@ -77,16 +77,16 @@ class Publisher:
             raise transient(f"GET {self.location.url(key)}", exc) from None
         return parse(raw, self.limits, self.location.url(key))
 
-    def list_releases(self) -> list[dict]:
-        """Every release manifest, oldest first, with when it was written."""
+    def list_releases(self) -> list[Manifest]:
+        """Every release manifest, in the order they were first published."""
         paginator = self.client.get_paginator("list_objects_v2")
         found = []
         for page in paginator.paginate(Bucket=self.location.bucket, Prefix=self.location.releases_prefix):
             for item in page.get("Contents", []):
-                if item["Key"].endswith(".json"):
-                    found.append(item)
-        found.sort(key=lambda item: item["LastModified"])
-        return found
+                name = item["Key"].rsplit("/", 1)[-1]
+                if name.endswith(".json"):
+                    found.append(self.release(name.removesuffix(".json")))
+        return sorted(found, key=lambda manifest: manifest.generation)
 
     def _exists(self, key: str) -> bool:
         try:
@@ -133,8 +133,9 @@ class Publisher:
         if dry_run:
             return result
         self._upload_objects(uploads)
-        self._upload_pack(manifest.release, files)
-        self._put_if_absent(self.location.release_key(manifest.release), manifest.to_json_bytes())
+        if not self._exists(self.location.release_key(manifest.release)):
+            self._upload_pack(manifest.release, files)  # before the manifest that vouches for it
+            self._put_if_absent(self.location.release_key(manifest.release), manifest.to_json_bytes())
         self._move_pointer(manifest, pointer.etag)
         result.published = True
         return result
@@ -168,8 +169,6 @@ class Publisher:
 
     def _upload_pack(self, release: str, files: list[LocalFile]) -> None:
         key = self.location.pack_key(release)
-        if self._exists(key):
-            return
         with tempfile.TemporaryFile() as spool:
             write_pack(files, spool)
             spool.seek(0)

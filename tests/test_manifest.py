@@ -1,0 +1,127 @@
+"""Unit tier: manifests, paths, retention rules. No S3."""
+
+import json
+
+import pytest
+
+from s3sync.errors import ManifestError
+from s3sync.layout import LiveRecord, State
+from s3sync.localtree import is_excluded
+from s3sync.manifest import FileEntry, Limits, build, parse, release_id
+from s3sync.retention import releases_to_keep
+from s3sync.safepath import check_no_collisions, check_relative_path
+
+SHA = "a" * 64
+
+
+def entry(path: str, size: int = 1, digest: str = SHA) -> FileEntry:
+    return FileEntry(path, size, "sha256", digest)
+
+
+def document(listed: list[dict], **overrides) -> bytes:
+    try:
+        rid = release_id([FileEntry(f["path"], f["size"], "sha256", f["sha256"]) for f in listed])
+    except KeyError:
+        rid = "0" * 20
+    doc = {"format": "s3sync/v1", "release": rid, "generation": 1,
+           "created_at": "", "files": listed, "meta": {}}
+    doc.update(overrides)
+    return json.dumps(doc).encode()
+
+
+def test_release_id_depends_only_on_content():
+    a = build([entry("b.py"), entry("a.py")], generation=1)
+    b = build([entry("a.py"), entry("b.py")], generation=7)
+    assert a.release == b.release
+    assert build([entry("a.py", size=2), entry("b.py")], 1).release != a.release
+    assert build([entry("a.py", digest="b" * 64), entry("b.py")], 1).release != a.release
+
+
+def test_manifest_round_trips():
+    manifest = build([entry("dags/x.py"), entry("y.py", 5, "c" * 64)], generation=3, meta={"k": "v"})
+    parsed = parse(manifest.to_json_bytes(), Limits(), "here")
+    assert parsed == manifest
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/etc/passwd", "absolute"),
+    ("../escape.py", "'..'"),
+    ("a/../../b.py", "'..'"),
+    ("a//b.py", "empty segment"),
+    ("a/", "empty segment"),
+    ("./a.py", "'.'"),
+    ("a\x00b.py", "NUL"),
+    ("a\\b.py", "backslash"),
+    ("", "non-empty"),
+    ("x/" + "y" * 300, "longer than 255"),
+])
+def test_unsafe_paths_are_refused(path, message):
+    with pytest.raises(ManifestError, match=message):
+        check_relative_path(path)
+
+
+@pytest.mark.parametrize("paths", [
+    ["a.py", "a.py"],
+    ["caf\u00e9.py", "cafe\u0301.py"],  # NFC and NFD spellings of the same name
+    ["Dag.py", "dag.py"],
+    ["pkg", "pkg/x.py"],  # a file that would have to be a folder
+])
+def test_colliding_paths_are_refused(paths):
+    with pytest.raises(ManifestError, match="collide|folder"):
+        check_no_collisions(paths)
+
+
+def test_parse_rejects_each_malformation():
+    good = [{"path": "a.py", "size": 1, "sha256": SHA}]
+    cases = {
+        b"{not json": "malformed JSON",
+        b"[]": "not a JSON object",
+        document(good, format="s3sync/v9"): "unknown manifest format",
+        document(good, generation=-1): "generation",
+        document(good, generation=True): "generation",
+        document(good, release="0" * 20): "does not match",
+        document(good, files="a.py"): "files must be a list",
+        document([{"path": "a.py", "size": -1, "sha256": SHA}]): "size",
+        document([{"path": "a.py", "size": 1, "sha256": "xyz"}]): "sha256",
+        document([{"path": "a.py", "size": 1}]): "exactly one",
+    }
+    for raw, message in cases.items():
+        with pytest.raises(ManifestError, match=message):
+            parse(raw, Limits(), "test")
+
+
+def test_limits_are_enforced():
+    files = [{"path": f"f{i}.py", "size": 10, "sha256": SHA} for i in range(5)]
+    raw = document(files)
+    with pytest.raises(ManifestError, match="over the limit of 4"):
+        parse(raw, Limits(max_files=4), "t")
+    with pytest.raises(ManifestError, match="over the limit of 49"):
+        parse(raw, Limits(max_bytes=49), "t")
+    with pytest.raises(ManifestError, match="bytes, over the"):
+        parse(raw, Limits(max_manifest_bytes=100), "t")
+    assert len(parse(raw, Limits(max_files=5, max_bytes=50), "t").files) == 5
+
+
+@pytest.mark.parametrize("path, patterns, excluded", [
+    ("pkg/__pycache__/x.cpython-311.pyc", (), True),
+    ("x.pyc", (), True),
+    ("x.py", (), False),
+    ("tests/test_x.py", ("tests",), True),
+    ("a/b/notes.md", ("*.md",), True),
+    ("a/b/dag.py", ("*.md",), False),
+])
+def test_excludes(path, patterns, excluded):
+    assert is_excluded(path, patterns) is excluded
+
+
+def test_retention_keeps_live_newest_and_recent():
+    now = 10_000.0
+    history = [LiveRecord(f"r{i}", i, live_from=1000.0 + i, live_until=1001.0 + i) for i in range(6)]
+    history[-1].live_until = None
+    history[-2].live_until = now - 5  # replaced 5 s ago: a reader may still be inside
+    state = State("s", "r5", 5, history)
+    on_disk = {f"r{i}": 0.0 for i in range(6)} | {"stray-old": 0.0, "stray-new": now - 1}
+    kept = releases_to_keep(state, on_disk, "r5", keep=2, grace=60, now=now)
+    assert kept == {"r5", "r4", "stray-new"}
+    kept = releases_to_keep(state, on_disk, "r5", keep=3, grace=0, now=now)
+    assert kept == {"r5", "r4", "r3"}
