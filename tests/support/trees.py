@@ -49,3 +49,20 @@ def live_snapshot(target: Path) -> dict[str, str]:
 def staging_entries(target: Path) -> list[str]:
     staging = target / ".s3sync" / "staging"
     return sorted(os.listdir(staging)) if staging.exists() else []
+
+
+def make_syncer(source: str, target: Path, pinned: str | None = None, mode: str = "auto", **settings):
+    """The real sync path, in process, so a test can drive one poll at a time."""
+    from s3sync.client import ClientSettings, make_client
+    from s3sync.layout import Layout
+    from s3sync.location import S3Location
+    from s3sync.logs import get_logger
+    from s3sync.manifest import Limits
+    from s3sync.pull import PullSettings
+    from s3sync.remote import Remote
+    from s3sync.runner import Syncer
+
+    remote = Remote(make_client(ClientSettings()), S3Location.parse(source), Limits(), mode)
+    syncer = Syncer(remote, Layout(target), PullSettings(**settings), pinned, get_logger())
+    syncer.prepare()
+    return syncer

@@ -1,0 +1,251 @@
+"""Bad input of every class: a clear error, the live tree untouched, nothing written outside ROOT."""
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import tarfile
+
+import pytest
+
+from s3sync.manifest import FileEntry, release_id
+from tests.support.trees import cli, live_snapshot, snapshot, staging_entries, write_tree
+
+GOOD = {"dag.py": "from airflow import DAG\n", "lib/util.py": "X = 1\n"}
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def manifest_bytes(files: list[dict], **overrides) -> bytes:
+    try:
+        rid = release_id([FileEntry(f["path"], f["size"], "sha256", f["sha256"]) for f in files])
+    except (KeyError, TypeError):
+        rid = "0" * 20
+    doc = {"format": "s3sync/v1", "release": rid, "generation": 99, "created_at": "",
+           "files": files, "meta": {}} | overrides
+    return json.dumps(doc).encode()
+
+
+class Bucket:
+    def __init__(self, s3, bucket: str):
+        self.s3, self.bucket = s3, bucket
+
+    def put_object(self, data: bytes, digest: str | None = None) -> str:
+        digest = digest or sha(data)
+        self.s3.put_object(Bucket=self.bucket, Key=f"dags/objects/sha256/{digest[:2]}/{digest}", Body=data)
+        return digest
+
+    def put_latest(self, raw: bytes) -> None:
+        self.s3.put_object(Bucket=self.bucket, Key="dags/LATEST.json", Body=raw)
+
+    def put_pack(self, release: str, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> None:
+        buffer = io.BytesIO()
+        with gzip.GzipFile(fileobj=buffer, mode="wb") as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+            for info, data in members:
+                tar.addfile(info, io.BytesIO(data) if data is not None else None)
+        self.s3.put_object(Bucket=self.bucket, Key=f"dags/releases/{release}.tar.gz", Body=buffer.getvalue())
+
+
+@pytest.fixture
+def live(tmp_path, s3, bucket, source):
+    """A ROOT with a good release live, and a way to assert nothing changed."""
+    workdir = tmp_path / "work"
+    target = workdir / "root"
+    assert cli("publish", write_tree(tmp_path / "src", GOOD), source) == 0
+    assert cli("sync", "--once", "--source", source, "--target", target) == 0
+    before_link = os.readlink(target / "current")
+    before_tree = live_snapshot(target)
+    before_outside = sorted(p.name for p in workdir.iterdir())
+
+    def assert_untouched() -> None:
+        assert os.readlink(target / "current") == before_link
+        assert live_snapshot(target) == before_tree
+        assert staging_entries(target) == []
+        assert sorted(p.name for p in workdir.iterdir()) == before_outside
+        releases = os.listdir(target / ".s3sync" / "releases")
+        assert releases == [before_link.rsplit("/", 1)[-1]]
+
+    live.target, live.assert_untouched = target, assert_untouched
+    live.remote = Bucket(s3, bucket)
+    return live
+
+
+def sync_fails(source, target, capsys, *extra: str) -> str:
+    capsys.readouterr()
+    code = cli("sync", "--once", "--source", source, "--target", target, "--timeout", "2", *extra)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and err[0].startswith("s3sync: sync failed")
+    return err[0]
+
+
+def entry_for(path: str, data: bytes) -> dict:
+    return {"path": path, "size": len(data), "sha256": sha(data)}
+
+
+@pytest.mark.parametrize("path, message", [
+    ("/tmp/evil.py", "path is absolute"),
+    ("../evil.py", "path contains '..'"),
+    ("dags/../../evil.py", "path contains '..'"),
+    ("dags//x.py", "empty segment"),
+    ("x\u0000.py", "NUL"),
+])
+def test_unsafe_manifest_paths(live, source, capsys, path, message):
+    data = b"evil = True\n"
+    live.remote.put_object(data)
+    live.remote.put_latest(manifest_bytes([entry_for(path, data)]))
+    assert message in sync_fails(source, live.target, capsys)
+    live.assert_untouched()
+
+
+@pytest.mark.parametrize("paths", [["caf\u00e9.py", "cafe\u0301.py"], ["x.py", "X.py"], ["a", "a/b.py"]])
+def test_colliding_manifest_paths(live, source, capsys, paths):
+    data = b"x = 1\n"
+    live.remote.put_object(data)
+    live.remote.put_latest(manifest_bytes([entry_for(p, data) for p in paths]))
+    line = sync_fails(source, live.target, capsys)
+    assert "collide after normalisation" in line or "needs it as a folder" in line
+    live.assert_untouched()
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b"{not json", "malformed JSON"),
+    (b'"a string"', "not a JSON object"),
+    (json.dumps({"format": "s3sync/v2", "files": []}).encode(), "unknown manifest format"),
+    (manifest_bytes([entry_for("a.py", b"a")], release="0123456789abcdef0123"), "does not match its file list"),
+    (manifest_bytes([{"path": "a.py", "size": "12", "sha256": "0" * 64}]), "size of 'a.py'"),
+])
+def test_malformed_manifests(live, source, capsys, raw, message):
+    live.remote.put_latest(raw)
+    assert message in sync_fails(source, live.target, capsys)
+    live.assert_untouched()
+
+
+def test_sha256_mismatch(live, source, capsys):
+    claimed = b"print('reviewed')\n"
+    live.remote.put_object(b"print('tampered')\n", digest=sha(claimed))  # same size, other bytes
+    live.remote.put_latest(manifest_bytes([entry_for("dag.py", claimed)]))
+    assert "dag.py: sha256 mismatch" in sync_fails(source, live.target, capsys)
+    live.assert_untouched()
+
+
+def test_object_longer_or_shorter_than_the_manifest_says(live, source, capsys):
+    data = b"0123456789"
+    digest = live.remote.put_object(data + b"extra", digest=sha(data))
+    live.remote.put_latest(manifest_bytes([{"path": "a.py", "size": 10, "sha256": digest}]))
+    assert "more than the 10 bytes" in sync_fails(source, live.target, capsys)
+    live.assert_untouched()
+    live.remote.put_object(data[:4], digest=digest)
+    assert "truncated, got 4 of 10 bytes" in sync_fails(source, live.target, capsys)
+    live.assert_untouched()
+
+
+def test_missing_object(live, source, capsys):
+    live.remote.put_latest(manifest_bytes([entry_for("never_uploaded.py", b"ghost")]))
+    assert "object missing for 'never_uploaded.py'" in sync_fails(source, live.target, capsys)
+    live.assert_untouched()
+
+
+def test_limits(live, source, capsys):
+    files = [entry_for(f"f{i}.py", f"{i}".encode()) for i in range(3)]
+    for i in range(3):
+        live.remote.put_object(f"{i}".encode())
+    live.remote.put_latest(manifest_bytes(files))
+    assert "3 files, over the limit of 2" in sync_fails(source, live.target, capsys, "--max-files", "2")
+    assert "3 bytes in files, over the limit of 2" in sync_fails(
+        source, live.target, capsys, "--max-bytes", "2")
+    assert "over the 100 limit" in sync_fails(source, live.target, capsys, "--max-manifest-bytes", "100")
+    live.assert_untouched()
+
+
+def pack_case(live, members_for):
+    """A 60-file release (big enough for the pack) whose pack is built by `members_for`."""
+    files = {f"p/f{i:02d}.py": f"v = {i}\n".encode() for i in range(60)}
+    entries = [entry_for(path, data) for path, data in files.items()]
+    for data in files.values():
+        live.remote.put_object(data)
+    raw = manifest_bytes(entries)
+    release = json.loads(raw)["release"]
+    live.remote.put_pack(release, members_for(files))
+    live.remote.put_latest(raw)
+
+
+def regular(path: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(path)
+    info.size = len(data)
+    return info, data
+
+
+def special(path: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(path)
+    info.type, info.linkname = kind, linkname
+    return info, None
+
+
+@pytest.mark.parametrize("make_bad, message", [
+    (lambda f: [special("p/f00.py", tarfile.SYMTYPE, "/etc/passwd")], "is not a regular file"),
+    (lambda f: [special("p/f00.py", tarfile.LNKTYPE, "../../etc/passwd")], "is not a regular file"),
+    (lambda f: [special("p/f00.py", tarfile.CHRTYPE)], "is not a regular file"),
+    (lambda f: [regular("p/zz_extra.py", b"x")], "is not in the manifest"),
+    (lambda f: [regular("../escape.py", b"x")], "path contains '..'"),
+    (lambda f: [regular("p/f00.py", b"v = 0 and more\n")], "is 15 bytes, manifest says 6"),
+    (lambda f: [regular(p, d.replace(b"=", b"+")) for p, d in f.items()], "sha256 mismatch"),
+])
+def test_hostile_packs(live, source, capsys, make_bad, message):
+    pack_case(live, make_bad)
+    assert message in sync_fails(source, live.target, capsys)
+    live.assert_untouched()
+
+
+def test_corrupt_pack_bytes(live, s3, bucket, source, capsys):
+    pack_case(live, lambda f: [regular(p, d) for p, d in f.items()])
+    release = json.loads(s3.get_object(Bucket=bucket, Key="dags/LATEST.json")["Body"].read())["release"]
+    s3.put_object(Bucket=bucket, Key=f"dags/releases/{release}.tar.gz", Body=b"\x1f\x8b not gzip at all")
+    assert "pack of release" in sync_fails(source, live.target, capsys)
+    live.assert_untouched()
+
+
+def test_s3_errors_are_retried(live, tmp_path, source, s3_server):
+    write_tree(tmp_path / "src", {"dag.py": "v2\n"})
+    assert cli("publish", tmp_path / "src", source) == 0
+    s3_server.reset()
+    s3_server.fault(method="GET", contains="/objects/", status=500, times=2)
+    s3_server.fault(method="GET", contains="LATEST.json", status=503, times=1)
+    assert cli("sync", "--once", "--source", source, "--target", live.target) == 0
+    assert (live.target / "current" / "dag.py").read_text() == "v2\n"
+    statuses = [r[3] for r in s3_server.requests()]
+    assert statuses.count(500) == 2 and statuses.count(503) == 1
+
+
+def test_truncated_bodies_and_timeouts_are_retried(live, tmp_path, source, s3_server):
+    write_tree(tmp_path / "src", {"dag.py": "v2 " * 1000})
+    assert cli("publish", tmp_path / "src", source) == 0
+    s3_server.reset()
+    s3_server.fault(method="GET", contains="/objects/", truncate=True, times=2)
+    s3_server.fault(method="GET", contains="LATEST.json", delay=3, times=1)
+    assert cli("sync", "--once", "--source", source, "--target", live.target, "--s3-timeout", "1") == 0
+    assert (live.target / "current" / "dag.py").read_text() == "v2 " * 1000
+    objects = [r for r in s3_server.requests() if "/objects/" in r[1]]
+    assert len(objects) == 3
+
+
+def test_s3_down_keeps_last_good_release(live, tmp_path, source, s3_server, capsys):
+    write_tree(tmp_path / "src", {"dag.py": "v2\n"})
+    assert cli("publish", tmp_path / "src", source) == 0
+    s3_server.fault(method="GET", contains="/objects/", status=500, times=10_000)
+    line = sync_fails(source, live.target, capsys, "--s3-retries", "2")
+    assert "InternalError" in line
+    live.assert_untouched()
+    s3_server.reset()
+
+
+def test_listing_with_unsafe_keys(tmp_path, s3, bucket, source, capsys):
+    s3.put_object(Bucket=bucket, Key="dags/ok.py", Body=b"ok")
+    s3.put_object(Bucket=bucket, Key="dags/bad//x.py", Body=b"bad")
+    target = tmp_path / "root"
+    assert "empty segment" in sync_fails(source, target, capsys)
+    assert not (target / "current").exists()
+    assert set(snapshot(target)) == {".s3sync/lock"}  # no tree files, nothing staged
