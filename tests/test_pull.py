@@ -85,7 +85,7 @@ def test_run_loop_idle_polls_are_single_conditional_gets(tmp_path, source, s3_se
     sidecar = subprocess.Popen(
         [sys.executable, "-m", "s3sync", "run", "--source", source, "--target", str(target),
          "--interval", "0.2", "--status-file", str(status_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=open(tmp_path / "out.log", "w"), stderr=subprocess.PIPE, text=True)  # noqa: SIM115
     try:
         wait_until(lambda: (target / "current").exists())
         s3_server.reset()
@@ -96,8 +96,9 @@ def test_run_loop_idle_polls_are_single_conditional_gets(tmp_path, source, s3_se
         assert cli("health", "--status-file", status_file) == 0
     finally:
         sidecar.send_signal(signal.SIGTERM)
-        out, err = sidecar.communicate(timeout=20)
+        err = sidecar.communicate(timeout=20)[1]
     assert sidecar.returncode == 0, err
+    out = (tmp_path / "out.log").read_text()
     lines = [json.loads(line) for line in out.splitlines()]
     assert any(line.get("event") == "release live" for line in lines)
     emf = [line for line in lines if "_aws" in line]

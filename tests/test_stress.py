@@ -1,0 +1,204 @@
+"""Stress tier: readers across hundreds of swaps, kill -9 mid-sync, four sidecars on one ROOT."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from s3sync.client import ClientSettings, make_client
+from s3sync.location import S3Location
+from s3sync.publish import Publisher
+from tests.support.readers import numbered_tree, read_tree, which_release
+from tests.support.trees import cli_process, staging_entries, write_tree
+
+
+def test_reader_check_detects_mixed_and_partial_trees(tmp_path):
+    expected = {1: numbered_tree(1), 2: numbered_tree(2)}
+    write_tree(tmp_path / "r1", expected[1])
+    os.symlink("r1", tmp_path / "current")
+    assert which_release(read_tree(tmp_path), expected) == 1
+    (tmp_path / "r1" / "fixed" / "f003.py").write_bytes(expected[2]["fixed/f003.py"])
+    assert which_release(read_tree(tmp_path), expected) is None  # mixed
+    (tmp_path / "r1" / "fixed" / "f003.py").unlink()
+    assert which_release(read_tree(tmp_path), expected) is None  # partial
+
+
+class Releases:
+    """Publishes numbered trees and remembers what each release id must contain."""
+
+    def __init__(self, source: str, workdir):
+        self.publisher = Publisher(make_client(ClientSettings()), S3Location.parse(source))
+        self.workdir = workdir
+        self.by_number: dict[int, dict[str, bytes]] = {}
+        self.number_of: dict[str, int] = {}
+
+    def publish(self, number: int, tree: dict[str, bytes]) -> str:
+        folder = self.workdir / f"tree{number}"
+        write_tree(folder, tree)
+        release = self.publisher.publish(folder).release
+        self.by_number[number] = tree
+        self.number_of[release] = number
+        return release
+
+
+def start_sidecar(source, target, status_file, *extra) -> subprocess.Popen:
+    """A sidecar process logging to a file next to its status file (a pipe could fill and block it)."""
+    log = open(f"{status_file}.log", "a")  # noqa: SIM115 - lives as long as the process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "s3sync", "run", "--source", source, "--target", str(target),
+         "--status-file", str(status_file), "--no-metrics", *map(str, extra)],
+        stdout=log, stderr=subprocess.STDOUT, text=True)
+    process.log_path = f"{status_file}.log"
+    log.close()
+    return process
+
+
+def stop_sidecar(process: subprocess.Popen) -> str:
+    process.send_signal(signal.SIGTERM)
+    process.wait(30)
+    with open(process.log_path) as f:
+        return f.read()
+
+
+def live_release(target) -> str | None:
+    try:
+        return os.readlink(target / "current").rsplit("/", 1)[-1]
+    except FileNotFoundError:
+        return None
+
+
+def wait_live(target, release: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while live_release(target) != release:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{release} did not go live")
+        time.sleep(0.005)
+
+
+@pytest.mark.slow
+def test_readers_never_see_a_mixed_tree_across_200_swaps(tmp_path, source):
+    releases = Releases(source, tmp_path / "trees")
+    target = tmp_path / "root"
+    sidecar = start_sidecar(source, target, tmp_path / "status.json",
+                            "--interval", "0.01", "--grace", "30", "--keep", "3")
+    stop = threading.Event()
+    seen = {"snapshots": 0, "mixed": 0, "releases": set()}
+
+    def reader() -> None:
+        while not stop.is_set():
+            files = read_tree(target)
+            if files is None:
+                continue
+            number = which_release(files, dict(releases.by_number))
+            seen["snapshots"] += 1
+            if number is None:
+                seen["mixed"] += 1
+            else:
+                seen["releases"].add(number)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    swaps = 0
+    try:
+        for number in range(1, 206):
+            wait_live(target, releases.publish(number, numbered_tree(number)))
+            swaps += 1
+    finally:
+        stop.set()
+        thread.join()
+        output = stop_sidecar(sidecar)
+        if swaps < 205:
+            print(output[-3000:])
+    print(f"swaps={swaps} snapshots={seen['snapshots']} distinct={len(seen['releases'])} "
+          f"mixed={seen['mixed']}")
+    assert swaps >= 200
+    assert seen["mixed"] == 0
+    assert seen["snapshots"] >= 400 and len(seen["releases"]) >= 100
+    assert len(os.listdir(target / ".s3sync" / "releases")) < 205  # old releases were pruned
+
+
+@pytest.mark.slow
+def test_kill_9_mid_sync_never_exposes_a_partial_tree(tmp_path, source, bucket):
+    releases = Releases(source, tmp_path / "trees")
+    target = tmp_path / "root"
+    rng = random.Random(1234)
+    interrupted = 0
+    for kill in range(50):
+        number = kill + 1
+        changed = 80 if kill % 2 == 0 else 5  # alternate pack-sized and small diffs
+        latest = releases.publish(number, numbered_tree(number, files=150, changed=changed))
+        sidecar = start_sidecar(source, target, tmp_path / "status.json", "--interval", "0.05",
+                                "--pack-min-files", "50", "--concurrency", "4")
+        time.sleep(rng.uniform(0.3, 1.2))
+        sidecar.send_signal(signal.SIGKILL)
+        sidecar.wait(10)
+        live = live_release(target)
+        if live is not None:
+            assert read_tree(target) == releases.by_number[releases.number_of[live]], f"kill {kill}"
+        if live != latest or staging_entries(target):
+            interrupted += 1
+        restart = cli_process("sync", "--once", "--source", source, "--target", target)
+        assert restart.returncode == 0, restart.stderr
+        assert live_release(target) == latest
+        assert read_tree(target) == releases.by_number[number]
+        assert staging_entries(target) == []
+    print(f"kills=50 interrupted_before_swap={interrupted}")
+    assert interrupted >= 5  # the kills did land inside syncs, not only between them
+
+
+@pytest.mark.slow
+def test_four_sidecars_on_one_root(tmp_path, source):
+    releases = Releases(source, tmp_path / "trees")
+    target = tmp_path / "root"
+    sidecars = [start_sidecar(source, target, tmp_path / f"status{i}.json", "--interval", "0.05",
+                              "--grace", "5", "--keep", "2") for i in range(4)]
+    stop = threading.Event()
+    problems: list[str] = []
+    observed: list[int] = []
+
+    def monitor() -> None:
+        while not stop.is_set():
+            files = read_tree(target)
+            if files is None:
+                continue
+            number = which_release(files, dict(releases.by_number))
+            if number is None:
+                problems.append("mixed or partial tree")
+            elif observed and number < observed[-1]:
+                problems.append(f"regressed from {observed[-1]} to {number}")
+            else:
+                observed.append(number)
+
+    thread = threading.Thread(target=monitor)
+    thread.start()
+    rng = random.Random(99)
+    try:
+        for number in range(1, 51):
+            last = releases.publish(number, numbered_tree(number, files=40, changed=rng.choice([1, 40])))
+            time.sleep(rng.uniform(0, 0.15))
+        wait_live(target, last)
+    finally:
+        stop.set()
+        thread.join()
+        outputs = [stop_sidecar(sidecar) for sidecar in sidecars]
+    assert problems == []
+    assert [s.returncode for s in sidecars] == [0, 0, 0, 0]
+    assert len(set(observed)) >= 10
+    events = [json.loads(line) for out in outputs for line in out.splitlines() if line.startswith("{")]
+    swaps = sum(e.get("event") == "release live" for e in events)
+    failures = [e["error"] for e in events if e.get("event") == "sync failed"]
+    print(f"swaps={swaps} distinct_observed={len(set(observed))} failures={failures}")
+    assert swaps >= 20
+    for release in os.listdir(target / ".s3sync" / "releases"):  # every kept tree is intact
+        kept = target / ".s3sync" / "releases" / release
+        os.symlink(kept, tmp_path / "probe")
+        assert read_tree(tmp_path.joinpath("probe").parent) is not None
+        os.unlink(tmp_path / "probe")
+    assert staging_entries(target) == []
+    assert read_tree(target) == releases.by_number[50]
