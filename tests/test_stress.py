@@ -207,10 +207,11 @@ def test_four_sidecars_on_one_root(tmp_path, source):
     failures = [e["error"] for e in events if e.get("event") == "sync failed"]
     print(f"swaps={swaps} distinct_observed={len(set(observed))} failures={failures}")
     assert swaps >= 20
+    probe = tmp_path / "probe"
+    probe.mkdir()
     for release in os.listdir(target / ".s3sync" / "releases"):  # every kept tree is intact
-        kept = target / ".s3sync" / "releases" / release
-        os.symlink(kept, tmp_path / "probe")
-        assert read_tree(tmp_path.joinpath("probe").parent) is not None
-        os.unlink(tmp_path / "probe")
+        os.symlink(target / ".s3sync" / "releases" / release, probe / "current")
+        assert read_tree(probe) == releases.by_number[releases.number_of[release]]
+        os.unlink(probe / "current")
     assert staging_entries(target) == []
     assert read_tree(target) == releases.by_number[50]
