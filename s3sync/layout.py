@@ -1,12 +1,12 @@
 """The on-disk layout under ROOT, and the small state file that records what is live.
 
-    ROOT/current -> .s3sync/releases/<id>    relative symlink, swapped with rename(2)
-    ROOT/.s3sync/releases/<id>/              complete, verified trees
-    ROOT/.s3sync/manifests/<id>.json         manifest of each kept release
-    ROOT/.s3sync/staging/<owner>/            work in progress, never read
-    ROOT/.s3sync/staging/<owner>.lock        held by the owner while it works
-    ROOT/.s3sync/trash/                      releases being deleted
-    ROOT/.s3sync/state.json, ROOT/.s3sync/lock
+ROOT/current -> .s3sync/releases/<id>    relative symlink, swapped with rename(2)
+ROOT/.s3sync/releases/<id>/              complete, verified trees
+ROOT/.s3sync/manifests/<id>.json         manifest of each kept release
+ROOT/.s3sync/staging/<owner>/            work in progress, never read
+ROOT/.s3sync/staging/<owner>.lock        held by the owner while it works
+ROOT/.s3sync/trash/                      releases being deleted
+ROOT/.s3sync/state.json, ROOT/.s3sync/lock
 """
 
 import contextlib

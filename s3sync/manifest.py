@@ -92,9 +92,7 @@ def build(files: list[FileEntry], generation: int, meta: dict | None = None) -> 
 
 
 def with_generation(manifest: Manifest, generation: int) -> Manifest:
-    return Manifest(
-        manifest.release, generation, manifest.files, manifest.created_at, manifest.meta
-    )
+    return Manifest(manifest.release, generation, manifest.files, manifest.created_at, manifest.meta)
 
 
 def parse(raw: bytes, limits: Limits, where: str) -> Manifest:

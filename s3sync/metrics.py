@@ -18,11 +18,13 @@ def emit(metrics: dict[str, tuple[float, str]], dimensions: dict[str, str], out=
     document = {
         "_aws": {
             "Timestamp": int(time.time() * 1000),
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [sorted(dimensions)],
-                "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
-            }],
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [sorted(dimensions)],
+                    "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
+                }
+            ],
         },
         **dimensions,
         **{name: value for name, (value, _) in metrics.items()},

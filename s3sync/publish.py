@@ -112,8 +112,14 @@ class Publisher:
 
     # -- writing ----------------------------------------------------------------
 
-    def publish(self, directory: Path, excludes: tuple[str, ...] = (), dry_run: bool = False,
-                allow_empty: bool = False, meta: dict | None = None) -> PublishResult:
+    def publish(
+        self,
+        directory: Path,
+        excludes: tuple[str, ...] = (),
+        dry_run: bool = False,
+        allow_empty: bool = False,
+        meta: dict | None = None,
+    ) -> PublishResult:
         files = scan(directory, excludes)
         if not files and not allow_empty:
             raise BadInput(f"{directory} has no files to publish (--allow-empty publishes an empty tree)")
@@ -128,8 +134,9 @@ class Publisher:
         known = {e.digest for e in previous if e.kind == "sha256"}
         missing = self._missing_objects({f.entry.digest for f in files}, known)
         uploads = _one_file_per_digest(files, missing)
-        result = PublishResult(manifest.release, generation, False, diff, len(uploads),
-                               sum(f.entry.size for f in uploads))
+        result = PublishResult(
+            manifest.release, generation, False, diff, len(uploads), sum(f.entry.size for f in uploads)
+        )
         if dry_run:
             return result
         self._upload_objects(uploads)
@@ -187,8 +194,13 @@ class Publisher:
         condition = {"IfMatch": previous_etag} if previous_etag else {"IfNoneMatch": "*"}
         key = self.location.latest_key
         try:
-            self.client.put_object(Bucket=self.location.bucket, Key=key, Body=manifest.to_json_bytes(),
-                                   ContentType="application/json", **condition)
+            self.client.put_object(
+                Bucket=self.location.bucket,
+                Key=key,
+                Body=manifest.to_json_bytes(),
+                ContentType="application/json",
+                **condition,
+            )
         except ClientError as exc:
             if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
                 raise PublishConflict(

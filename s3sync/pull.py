@@ -54,8 +54,14 @@ def is_newer(state: State, fetched: Fetched, pinned: bool) -> bool:
     return fetched.manifest.generation > state.generation
 
 
-def apply(fetched: Fetched, remote: Remote, layout: Layout, settings: PullSettings,
-          pinned: bool = False, progress: Callable[[], None] = lambda: None) -> Outcome:
+def apply(
+    fetched: Fetched,
+    remote: Remote,
+    layout: Layout,
+    settings: PullSettings,
+    pinned: bool = False,
+    progress: Callable[[], None] = lambda: None,
+) -> Outcome:
     manifest = fetched.manifest
     if layout.live_release() == manifest.release:
         _note_generation(layout, fetched)
@@ -64,8 +70,9 @@ def apply(fetched: Fetched, remote: Remote, layout: Layout, settings: PullSettin
         return Outcome("older", manifest.release, manifest.generation)
     if layout.release_dir(manifest.release).is_dir():
         with layout.lock:
-            return _swap(layout, fetched, pinned, None, Outcome("swapped", manifest.release,
-                                                                manifest.generation))
+            return _swap(
+                layout, fetched, pinned, None, Outcome("swapped", manifest.release, manifest.generation)
+            )
     with layout.staging_dir() as staging:
         outcome = _stage(fetched, remote, layout, staging, settings, progress)
         layout.save_manifest(manifest)
@@ -73,8 +80,7 @@ def apply(fetched: Fetched, remote: Remote, layout: Layout, settings: PullSettin
             return _swap(layout, fetched, pinned, staging, outcome)
 
 
-def _swap(layout: Layout, fetched: Fetched, pinned: bool, staging: Path | None,
-          outcome: Outcome) -> Outcome:
+def _swap(layout: Layout, fetched: Fetched, pinned: bool, staging: Path | None, outcome: Outcome) -> Outcome:
     """Make the release live. Call with the ROOT lock held."""
     manifest = fetched.manifest
     state = layout.read_state()
@@ -96,8 +102,9 @@ def _advanced(state: State, fetched: Fetched) -> State:
     if history and history[-1].live_until is None:
         history[-1].live_until = now
     history.append(LiveRecord(fetched.manifest.release, fetched.manifest.generation, now))
-    return State(fetched.source_id, fetched.manifest.release, fetched.manifest.generation,
-                 history[-HISTORY_LENGTH:])
+    return State(
+        fetched.source_id, fetched.manifest.release, fetched.manifest.generation, history[-HISTORY_LENGTH:]
+    )
 
 
 def _note_generation(layout: Layout, fetched: Fetched) -> None:
@@ -117,8 +124,14 @@ def _note_generation(layout: Layout, fetched: Fetched) -> None:
         layout.write_state(state)
 
 
-def _stage(fetched: Fetched, remote: Remote, layout: Layout, staging: Path,
-           settings: PullSettings, progress: Callable[[], None]) -> Outcome:
+def _stage(
+    fetched: Fetched,
+    remote: Remote,
+    layout: Layout,
+    staging: Path,
+    settings: PullSettings,
+    progress: Callable[[], None],
+) -> Outcome:
     manifest = fetched.manifest
     live = layout.live_release()
     reusable = _reusable_files(layout, live, settings.limits)
@@ -137,8 +150,9 @@ def _stage(fetched: Fetched, remote: Remote, layout: Layout, staging: Path,
         progress()
     _download_all(remote, to_fetch, staging, settings.concurrency, progress)
     _check_complete(manifest, staging)
-    return Outcome("swapped", manifest.release, manifest.generation,
-                   fetched_count, fetched_bytes, linked, used_pack)
+    return Outcome(
+        "swapped", manifest.release, manifest.generation, fetched_count, fetched_bytes, linked, used_pack
+    )
 
 
 def _reusable_files(layout: Layout, live: str | None, limits: Limits) -> dict[str, Path]:
@@ -164,8 +178,9 @@ def _link(source: Path, dest: Path, size: int) -> bool:
         return False
 
 
-def _from_pack(remote: Remote, manifest: Manifest, to_fetch: list[FileEntry],
-               staging: Path) -> tuple[list[FileEntry], bool]:
+def _from_pack(
+    remote: Remote, manifest: Manifest, to_fetch: list[FileEntry], staging: Path
+) -> tuple[list[FileEntry], bool]:
     stream = remote.open_pack(manifest.release)
     if stream is None:
         return to_fetch, False
@@ -182,8 +197,9 @@ def _from_pack(remote: Remote, manifest: Manifest, to_fetch: list[FileEntry],
     return [entry for entry in to_fetch if not (staging / entry.path).is_file()], True
 
 
-def _download_all(remote: Remote, entries: list[FileEntry], staging: Path, concurrency: int,
-                  progress: Callable[[], None]) -> None:
+def _download_all(
+    remote: Remote, entries: list[FileEntry], staging: Path, concurrency: int, progress: Callable[[], None]
+) -> None:
     if not entries:
         return
     with ThreadPoolExecutor(max_workers=concurrency) as pool:

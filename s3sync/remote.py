@@ -44,8 +44,9 @@ def transient(action: str, exc: Exception) -> TransientError:
 
 
 class Remote:
-    def __init__(self, client, location: S3Location, limits: Limits, mode: str = "auto",
-                 download_attempts: int = 5):
+    def __init__(
+        self, client, location: S3Location, limits: Limits, mode: str = "auto", download_attempts: int = 5
+    ):
         if mode not in MODES:
             raise BadInput(f"unknown mode {mode!r} (want one of {', '.join(MODES)})")
         self.client = client

@@ -5,8 +5,9 @@ import os
 from s3sync.layout import Layout, State
 
 
-def releases_to_keep(state: State, on_disk: dict[str, float], live: str | None,
-                     keep: int, grace: float, now: float) -> set[str]:
+def releases_to_keep(
+    state: State, on_disk: dict[str, float], live: str | None, keep: int, grace: float, now: float
+) -> set[str]:
     """`on_disk` maps release id -> folder mtime. Returns the ids that must stay."""
     last_seen: dict[str, float] = {}
     recent: set[str] = set()
@@ -15,8 +16,9 @@ def releases_to_keep(state: State, on_disk: dict[str, float], live: str | None,
         if record.live_until is None or now - record.live_until < grace:
             recent.add(record.release)
     newest = sorted(last_seen, key=last_seen.__getitem__, reverse=True)[:keep]
-    young = {release for release, mtime in on_disk.items()
-             if release not in last_seen and now - mtime < grace}
+    young = {
+        release for release, mtime in on_disk.items() if release not in last_seen and now - mtime < grace
+    }
     kept = set(newest) | recent | young
     if live:
         kept.add(live)

@@ -27,8 +27,7 @@ class LoopSettings:
 class Syncer:
     """One poll: fetch what should be live, make it live. Remembers LATEST's ETag."""
 
-    def __init__(self, remote: Remote, layout: Layout, settings: PullSettings,
-                 pinned: str | None, log):
+    def __init__(self, remote: Remote, layout: Layout, settings: PullSettings, pinned: str | None, log):
         self.remote = remote
         self.layout = layout
         self.settings = settings
@@ -55,18 +54,28 @@ class Syncer:
             if fetched is None:
                 return None
         started = time.monotonic()
-        outcome = apply(fetched, self.remote, self.layout, self.settings,
-                        pinned=bool(self.pinned), progress=self.progress)
+        outcome = apply(
+            fetched, self.remote, self.layout, self.settings, pinned=bool(self.pinned), progress=self.progress
+        )
         self.etag = fetched.etag  # only after success: a failed sync is retried in full
         if outcome.action == "swapped":
-            self.log.info("release live", release=outcome.release, generation=outcome.generation,
-                          files_fetched=outcome.files_fetched, bytes_fetched=outcome.bytes_fetched,
-                          files_linked=outcome.files_linked, used_pack=outcome.used_pack,
-                          seconds=round(time.monotonic() - started, 3))
+            self.log.info(
+                "release live",
+                release=outcome.release,
+                generation=outcome.generation,
+                files_fetched=outcome.files_fetched,
+                bytes_fetched=outcome.bytes_fetched,
+                files_linked=outcome.files_linked,
+                used_pack=outcome.used_pack,
+                seconds=round(time.monotonic() - started, 3),
+            )
             self._prune()
         elif outcome.action == "older":
-            self.log.warning("remote release is older than the live one; not moving backwards",
-                             remote_release=outcome.release, remote_generation=outcome.generation)
+            self.log.warning(
+                "remote release is older than the live one; not moving backwards",
+                remote_release=outcome.release,
+                remote_generation=outcome.generation,
+            )
         return outcome
 
     def _prune(self) -> None:
@@ -85,8 +94,9 @@ class Loop:
         self.settings = settings
         self.log = log
         self.stop = threading.Event()
-        self.status = status.Status(pid=os.getpid(), source=source, interval=settings.interval,
-                                    heartbeat_at=time.time())
+        self.status = status.Status(
+            pid=os.getpid(), source=source, interval=settings.interval, heartbeat_at=time.time()
+        )
         self._last_beat = 0.0
         self._last_metrics = 0.0
         syncer.progress = self.heartbeat
@@ -103,8 +113,11 @@ class Loop:
         failures = 0
         while not self.stop.is_set():
             failures = self.once_in_loop(failures)
-            wait = self.settings.interval if failures == 0 else \
-                min(self.settings.interval * 2 ** (failures - 1), MAX_BACKOFF)
+            wait = (
+                self.settings.interval
+                if failures == 0
+                else min(self.settings.interval * 2 ** (failures - 1), MAX_BACKOFF)
+            )
             self.stop.wait(wait)
         self.log.info("stopped")
         return 0
@@ -128,12 +141,14 @@ class Loop:
         self.status.release, self.status.generation = state.release or None, state.generation
         self._beat_now()
         if outcome is not None and outcome.action == "swapped":
-            self._metric({
-                "SyncDuration": ((time.monotonic() - started) * 1000, "Milliseconds"),
-                "FilesChanged": (outcome.files_fetched, "Count"),
-                "BytesChanged": (outcome.bytes_fetched, "Bytes"),
-                "SyncFailures": (0, "Count"),
-            })
+            self._metric(
+                {
+                    "SyncDuration": ((time.monotonic() - started) * 1000, "Milliseconds"),
+                    "FilesChanged": (outcome.files_fetched, "Count"),
+                    "BytesChanged": (outcome.bytes_fetched, "Bytes"),
+                    "SyncFailures": (0, "Count"),
+                }
+            )
         if now - self._last_metrics >= self.settings.metrics_interval:
             self._last_metrics = now
             live_since = state.history[-1].live_from if state.history else now
@@ -170,7 +185,8 @@ def sync_once(syncer: Syncer, timeout: float, log) -> tuple[bool, str]:
             continue
         live = syncer.layout.live_release()
         if outcome is not None and outcome.action == "older":
-            return True, (f"release {live} is live; the remote release {outcome.release} "
-                          f"(generation {outcome.generation}) is older and was not applied")
+            return True, (
+                f"release {live} is live; the remote release {outcome.release} "
+                f"(generation {outcome.generation}) is older and was not applied"
+            )
         return True, f"release {live} is live"
-

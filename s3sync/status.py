@@ -51,7 +51,8 @@ def judge(path: Path, max_age: float, now: float | None = None) -> tuple[bool, s
         return False, f"unhealthy: no successful sync yet; last error: {status.last_error}"
     age = now - status.last_success_at
     if age > max_age:
-        return False, (f"unhealthy: last successful sync {age:.0f}s ago (limit {max_age:g}s); "
-                       f"last error: {status.last_error}")
+        return False, (
+            f"unhealthy: last successful sync {age:.0f}s ago (limit {max_age:g}s); "
+            f"last error: {status.last_error}"
+        )
     return True, f"healthy: release {status.release} generation {status.generation}, synced {age:.0f}s ago"
-

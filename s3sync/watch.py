@@ -35,8 +35,9 @@ class _Changes(FileSystemEventHandler):
         return rel == "." or is_excluded(rel, self.excludes)
 
 
-def watch(root: Path, excludes: tuple[str, ...], debounce: float, publish: Callable[[], None],
-          stop: threading.Event) -> None:
+def watch(
+    root: Path, excludes: tuple[str, ...], debounce: float, publish: Callable[[], None], stop: threading.Event
+) -> None:
     """Publish once, then again each time the tree has been quiet for `debounce` seconds."""
     changes = _Changes(root.resolve(), excludes)
     observer = Observer()

@@ -22,8 +22,9 @@ class S3Server:
 
     def _call(self, path: str, payload: dict | None = None) -> dict:
         data = json.dumps(payload).encode() if payload is not None else None
-        with urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}{path}", data=data),
-                                    timeout=10) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(f"{self.endpoint}{path}", data=data), timeout=10
+        ) as response:
             return json.loads(response.read())
 
     def requests(self) -> list[list]:
@@ -41,7 +42,8 @@ def s3_server(tmp_path_factory) -> S3Server:
     ready = tmp_path_factory.mktemp("s3server") / "port"
     process = subprocess.Popen(
         [sys.executable, str(REPO / "tests" / "support" / "s3server.py"), "--ready-file", str(ready)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
     while not ready.exists() or not ready.read_text():
@@ -50,9 +52,13 @@ def s3_server(tmp_path_factory) -> S3Server:
             raise RuntimeError("the S3 test server did not start")
         time.sleep(0.05)
     endpoint = f"http://127.0.0.1:{ready.read_text()}"
-    env = {"AWS_ENDPOINT_URL_S3": endpoint, "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
-           "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        "AWS_ENDPOINT_URL_S3": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):

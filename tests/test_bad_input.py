@@ -24,8 +24,14 @@ def manifest_bytes(files: list[dict], **overrides) -> bytes:
         rid = release_id([FileEntry(f["path"], f["size"], "sha256", f["sha256"]) for f in files])
     except (KeyError, TypeError):
         rid = "0" * 20
-    doc = {"format": "s3sync/v1", "release": rid, "generation": 99, "created_at": "",
-           "files": files, "meta": {}} | overrides
+    doc = {
+        "format": "s3sync/v1",
+        "release": rid,
+        "generation": 99,
+        "created_at": "",
+        "files": files,
+        "meta": {},
+    } | overrides
     return json.dumps(doc).encode()
 
 
@@ -86,13 +92,16 @@ def entry_for(path: str, data: bytes) -> dict:
     return {"path": path, "size": len(data), "sha256": sha(data)}
 
 
-@pytest.mark.parametrize("path, message", [
-    ("/tmp/evil.py", "path is absolute"),
-    ("../evil.py", "path contains '..'"),
-    ("dags/../../evil.py", "path contains '..'"),
-    ("dags//x.py", "empty segment"),
-    ("x\u0000.py", "NUL"),
-])
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("/tmp/evil.py", "path is absolute"),
+        ("../evil.py", "path contains '..'"),
+        ("dags/../../evil.py", "path contains '..'"),
+        ("dags//x.py", "empty segment"),
+        ("x\u0000.py", "NUL"),
+    ],
+)
 def test_unsafe_manifest_paths(live, source, capsys, path, message):
     data = b"evil = True\n"
     live.remote.put_object(data)
@@ -111,13 +120,19 @@ def test_colliding_manifest_paths(live, source, capsys, paths):
     live.assert_untouched()
 
 
-@pytest.mark.parametrize("raw, message", [
-    (b"{not json", "malformed JSON"),
-    (b'"a string"', "not a JSON object"),
-    (json.dumps({"format": "s3sync/v2", "files": []}).encode(), "unknown manifest format"),
-    (manifest_bytes([entry_for("a.py", b"a")], release="0123456789abcdef0123"), "does not match its file list"),
-    (manifest_bytes([{"path": "a.py", "size": "12", "sha256": "0" * 64}]), "size of 'a.py'"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b"{not json", "malformed JSON"),
+        (b'"a string"', "not a JSON object"),
+        (json.dumps({"format": "s3sync/v2", "files": []}).encode(), "unknown manifest format"),
+        (
+            manifest_bytes([entry_for("a.py", b"a")], release="0123456789abcdef0123"),
+            "does not match its file list",
+        ),
+        (manifest_bytes([{"path": "a.py", "size": "12", "sha256": "0" * 64}]), "size of 'a.py'"),
+    ],
+)
 def test_malformed_manifests(live, source, capsys, raw, message):
     live.remote.put_latest(raw)
     assert message in sync_fails(source, live.target, capsys)
@@ -156,7 +171,8 @@ def test_limits(live, source, capsys):
     live.remote.put_latest(manifest_bytes(files))
     assert "3 files, over the limit of 2" in sync_fails(source, live.target, capsys, "--max-files", "2")
     assert "3 bytes in files, over the limit of 2" in sync_fails(
-        source, live.target, capsys, "--max-bytes", "2")
+        source, live.target, capsys, "--max-bytes", "2"
+    )
     assert "over the 100 limit" in sync_fails(source, live.target, capsys, "--max-manifest-bytes", "100")
     live.assert_untouched()
 
@@ -185,15 +201,18 @@ def special(path: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo
     return info, None
 
 
-@pytest.mark.parametrize("make_bad, message", [
-    (lambda f: [special("p/f00.py", tarfile.SYMTYPE, "/etc/passwd")], "is not a regular file"),
-    (lambda f: [special("p/f00.py", tarfile.LNKTYPE, "../../etc/passwd")], "is not a regular file"),
-    (lambda f: [special("p/f00.py", tarfile.CHRTYPE)], "is not a regular file"),
-    (lambda f: [regular("p/zz_extra.py", b"x")], "is not in the manifest"),
-    (lambda f: [regular("../escape.py", b"x")], "path contains '..'"),
-    (lambda f: [regular("p/f00.py", b"v = 0 and more\n")], "is 15 bytes, manifest says 6"),
-    (lambda f: [regular(p, d.replace(b"=", b"+")) for p, d in f.items()], "sha256 mismatch"),
-])
+@pytest.mark.parametrize(
+    "make_bad, message",
+    [
+        (lambda f: [special("p/f00.py", tarfile.SYMTYPE, "/etc/passwd")], "is not a regular file"),
+        (lambda f: [special("p/f00.py", tarfile.LNKTYPE, "../../etc/passwd")], "is not a regular file"),
+        (lambda f: [special("p/f00.py", tarfile.CHRTYPE)], "is not a regular file"),
+        (lambda f: [regular("p/zz_extra.py", b"x")], "is not in the manifest"),
+        (lambda f: [regular("../escape.py", b"x")], "path contains '..'"),
+        (lambda f: [regular("p/f00.py", b"v = 0 and more\n")], "is 15 bytes, manifest says 6"),
+        (lambda f: [regular(p, d.replace(b"=", b"+")) for p, d in f.items()], "sha256 mismatch"),
+    ],
+)
 def test_hostile_packs(live, source, capsys, make_bad, message):
     pack_case(live, make_bad)
     assert message in sync_fails(source, live.target, capsys)

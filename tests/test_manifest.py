@@ -23,8 +23,14 @@ def document(listed: list[dict], **overrides) -> bytes:
         rid = release_id([FileEntry(f["path"], f["size"], "sha256", f["sha256"]) for f in listed])
     except KeyError:
         rid = "0" * 20
-    doc = {"format": "s3sync/v1", "release": rid, "generation": 1,
-           "created_at": "", "files": listed, "meta": {}}
+    doc = {
+        "format": "s3sync/v1",
+        "release": rid,
+        "generation": 1,
+        "created_at": "",
+        "files": listed,
+        "meta": {},
+    }
     doc.update(overrides)
     return json.dumps(doc).encode()
 
@@ -43,31 +49,37 @@ def test_manifest_round_trips():
     assert parsed == manifest
 
 
-@pytest.mark.parametrize("path, message", [
-    ("/etc/passwd", "absolute"),
-    ("../escape.py", "'..'"),
-    ("a/../../b.py", "'..'"),
-    ("a//b.py", "empty segment"),
-    ("a/", "empty segment"),
-    ("./a.py", "'.'"),
-    ("a\x00b.py", "NUL"),
-    ("a\\b.py", "backslash"),
-    ("", "non-empty"),
-    ("x/" + "y" * 300, "longer than 255"),
-])
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("/etc/passwd", "absolute"),
+        ("../escape.py", "'..'"),
+        ("a/../../b.py", "'..'"),
+        ("a//b.py", "empty segment"),
+        ("a/", "empty segment"),
+        ("./a.py", "'.'"),
+        ("a\x00b.py", "NUL"),
+        ("a\\b.py", "backslash"),
+        ("", "non-empty"),
+        ("x/" + "y" * 300, "longer than 255"),
+    ],
+)
 def test_unsafe_paths_are_refused(path, message):
     with pytest.raises(ManifestError, match=message):
         check_relative_path(path)
 
 
-@pytest.mark.parametrize("paths", [
-    ["a.py", "a.py"],
-    ["caf\u00e9.py", "cafe\u0301.py"],  # NFC and NFD spellings of the same name
-    ["Dag.py", "dag.py"],
-    ["pkg", "pkg/x.py"],  # a file that would have to be a folder
-])
+@pytest.mark.parametrize(
+    "paths",
+    [
+        ["a.py", "a.py"],
+        ["caf\u00e9.py", "cafe\u0301.py"],  # NFC and NFD spellings of the same name
+        ["Dag.py", "dag.py"],
+        ["pkg", "pkg/x.py"],  # a file that would have to be a folder
+    ],
+)
 def test_colliding_paths_are_refused(paths):
-    with pytest.raises(ManifestError, match="collide|folder"):
+    with pytest.raises(ManifestError, match=r"collide|folder"):
         check_no_collisions(paths)
 
 
@@ -102,14 +114,17 @@ def test_limits_are_enforced():
     assert len(parse(raw, Limits(max_files=5, max_bytes=50), "t").files) == 5
 
 
-@pytest.mark.parametrize("path, patterns, excluded", [
-    ("pkg/__pycache__/x.cpython-311.pyc", (), True),
-    ("x.pyc", (), True),
-    ("x.py", (), False),
-    ("tests/test_x.py", ("tests",), True),
-    ("a/b/notes.md", ("*.md",), True),
-    ("a/b/dag.py", ("*.md",), False),
-])
+@pytest.mark.parametrize(
+    "path, patterns, excluded",
+    [
+        ("pkg/__pycache__/x.cpython-311.pyc", (), True),
+        ("x.pyc", (), True),
+        ("x.py", (), False),
+        ("tests/test_x.py", ("tests",), True),
+        ("a/b/notes.md", ("*.md",), True),
+        ("a/b/dag.py", ("*.md",), False),
+    ],
+)
 def test_excludes(path, patterns, excluded):
     assert is_excluded(path, patterns) is excluded
 

@@ -43,7 +43,9 @@ def test_layout_and_content_addressing(tmp_path, s3, bucket, source, s3_server):
         digest = key.rsplit("/", 1)[-1]
         assert key == f"dags/objects/sha256/{digest[:2]}/{digest}"
     assert keys(s3, bucket, "dags/releases/") == [
-        f"dags/releases/{result.release}.json", f"dags/releases/{result.release}.tar.gz"]
+        f"dags/releases/{result.release}.json",
+        f"dags/releases/{result.release}.tar.gz",
+    ]
     pointer = latest(s3, bucket)
     assert pointer["release"] == result.release and pointer["format"] == "s3sync/v1"
     assert [f["path"] for f in pointer["files"]] == ["a.py", "b/c.py", "d.py"]
@@ -92,9 +94,17 @@ def test_rollback_to_an_old_tree_reuses_it(tmp_path, s3, bucket, source, s3_serv
 
 
 def test_pycache_and_excludes_are_skipped(tmp_path, s3, bucket, source):
-    src = write_tree(tmp_path / "src", {
-        "dag.py": "x", "__pycache__/dag.cpython-311.pyc": "bc", "pkg/mod.pyc": "bc",
-        "tests/test_dag.py": "t", "notes.md": "n", "pkg/keep.py": "k"})
+    src = write_tree(
+        tmp_path / "src",
+        {
+            "dag.py": "x",
+            "__pycache__/dag.cpython-311.pyc": "bc",
+            "pkg/mod.pyc": "bc",
+            "tests/test_dag.py": "t",
+            "notes.md": "n",
+            "pkg/keep.py": "k",
+        },
+    )
     assert cli("publish", src, source, "--exclude", "tests", "--exclude", "*.md") == 0
     assert [f["path"] for f in latest(s3, bucket)["files"]] == ["dag.py", "pkg/keep.py"]
 
@@ -173,7 +183,9 @@ def test_watch_republishes_after_edits(tmp_path, s3, bucket, source):
     src = write_tree(tmp_path / "src", {"dag.py": "v1\n"})
     watcher = subprocess.Popen(
         [sys.executable, "-m", "s3sync", "publish", str(src), source, "--watch", "--debounce", "0.3"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         first = wait_for_latest(s3, bucket, lambda doc: True)
         (src / "dag.py").write_text("v2\n")

@@ -82,24 +82,23 @@ def test_run_loop_idle_polls_are_single_conditional_gets(tmp_path, source, s3_se
     publish(source, write_tree(tmp_path / "src", many_files(50)))
     target = tmp_path / "root"
     status_file = tmp_path / "status.json"
-    sidecar = subprocess.Popen(
-        [sys.executable, "-m", "s3sync", "run", "--source", source, "--target", str(target),
-         "--interval", "0.2", "--status-file", str(status_file)],
-        stdout=open(tmp_path / "out.log", "w"), stderr=subprocess.PIPE, text=True)  # noqa: SIM115
-    try:
-        wait_until(lambda: (target / "current").exists())
-        s3_server.reset()
-        time.sleep(2.0)
-        idle = s3_server.requests()
-        assert len(idle) >= 5
-        assert all(r[0] == "GET" and r[1].endswith("/LATEST.json") and r[3] == 304 for r in idle), idle
-        assert cli("health", "--status-file", status_file) == 0
-    finally:
-        sidecar.send_signal(signal.SIGTERM)
-        err = sidecar.communicate(timeout=20)[1]
+    command = [sys.executable, "-m", "s3sync", "run", "--source", source, "--target", str(target)]
+    command += ["--interval", "0.2", "--status-file", str(status_file)]
+    with open(tmp_path / "out.log", "w") as log:
+        sidecar = subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_until(lambda: (target / "current").exists())
+            s3_server.reset()
+            time.sleep(2.0)
+            idle = s3_server.requests()
+            assert len(idle) >= 5
+            assert all(r[0] == "GET" and r[1].endswith("/LATEST.json") and r[3] == 304 for r in idle), idle
+            assert cli("health", "--status-file", status_file) == 0
+        finally:
+            sidecar.send_signal(signal.SIGTERM)
+            err = sidecar.communicate(timeout=20)[1]
     assert sidecar.returncode == 0, err
-    out = (tmp_path / "out.log").read_text()
-    lines = [json.loads(line) for line in out.splitlines()]
+    lines = [json.loads(line) for line in (tmp_path / "out.log").read_text().splitlines()]
     assert any(line.get("event") == "release live" for line in lines)
     emf = [line for line in lines if "_aws" in line]
     assert any("SyncDuration" in line and "FilesChanged" in line for line in emf)
@@ -117,8 +116,9 @@ def test_sync_once_exit_codes(tmp_path, source, bucket):
     assert usage.returncode == 2 and "--target is required" in usage.stderr
     bad_url = cli_process("sync", "--once", "--source", "http://x", "--target", target)
     assert bad_url.returncode == 2 and "not an S3 URL" in bad_url.stderr
-    bad_flag = cli_process("sync", "--once", "--source", source, "--target", target,
-                           env={"S3SYNC_INTERVAL": "-1"})
+    bad_flag = cli_process(
+        "sync", "--once", "--source", source, "--target", target, env={"S3SYNC_INTERVAL": "-1"}
+    )
     assert bad_flag.returncode == 2 and "must be > 0" in bad_flag.stderr
 
     release = publish(source, write_tree(tmp_path / "src", {"a.py": "a"}))
@@ -196,8 +196,15 @@ def test_health(tmp_path):
     ok, line = status.judge(path, 300)
     assert not ok and "no status file" in line
     now = time.time()
-    fresh = status.Status(pid=1, source="s3://b/p", interval=10, heartbeat_at=now,
-                          last_success_at=now - 5, release="r", generation=3)
+    fresh = status.Status(
+        pid=1,
+        source="s3://b/p",
+        interval=10,
+        heartbeat_at=now,
+        last_success_at=now - 5,
+        release="r",
+        generation=3,
+    )
     status.write(path, fresh)
     assert cli("health", "--status-file", path) == 0
     assert status.judge(path, 300, now=now)[1].startswith("healthy: release r generation 3")
@@ -207,8 +214,16 @@ def test_health(tmp_path):
     status.write(path, fresh)
     ok, line = status.judge(path, 300, now=now + 400)
     assert not ok and "last successful sync 405s ago" in line
-    status.write(path, status.Status(pid=1, source="s", interval=10, heartbeat_at=now,
-                                     last_error="GET s3://b/p/LATEST.json: AccessDenied"))
+    status.write(
+        path,
+        status.Status(
+            pid=1,
+            source="s",
+            interval=10,
+            heartbeat_at=now,
+            last_error="GET s3://b/p/LATEST.json: AccessDenied",
+        ),
+    )
     ok, line = status.judge(path, 300, now=now)
     assert not ok and "no successful sync yet; last error: GET" in line
     path.write_text("{garbage")

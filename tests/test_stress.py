@@ -51,9 +51,24 @@ def start_sidecar(source, target, status_file, *extra) -> subprocess.Popen:
     """A sidecar process logging to a file next to its status file (a pipe could fill and block it)."""
     log = open(f"{status_file}.log", "a")  # noqa: SIM115 - lives as long as the process
     process = subprocess.Popen(
-        [sys.executable, "-m", "s3sync", "run", "--source", source, "--target", str(target),
-         "--status-file", str(status_file), "--no-metrics", *map(str, extra)],
-        stdout=log, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "s3sync",
+            "run",
+            "--source",
+            source,
+            "--target",
+            str(target),
+            "--status-file",
+            str(status_file),
+            "--no-metrics",
+            *map(str, extra),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     process.log_path = f"{status_file}.log"
     log.close()
     return process
@@ -93,8 +108,9 @@ def wait_live(target, release: str, timeout: float = 30) -> None:
 def test_readers_never_see_a_mixed_tree_across_200_swaps(tmp_path, source):
     releases = Releases(source, tmp_path / "trees")
     target = tmp_path / "root"
-    sidecar = start_sidecar(source, target, tmp_path / "status.json",
-                            "--interval", "0.01", "--grace", "30", "--keep", "3")
+    sidecar = start_sidecar(
+        source, target, tmp_path / "status.json", "--interval", "0.01", "--grace", "30", "--keep", "3"
+    )
     stop = threading.Event()
     seen = {"snapshots": 0, "mixed": 0, "releases": set()}
 
@@ -123,8 +139,9 @@ def test_readers_never_see_a_mixed_tree_across_200_swaps(tmp_path, source):
         output = stop_sidecar(sidecar)
         if swaps < 205:
             print(output[-3000:])
-    print(f"swaps={swaps} snapshots={seen['snapshots']} distinct={len(seen['releases'])} "
-          f"mixed={seen['mixed']}")
+    print(
+        f"swaps={swaps} snapshots={seen['snapshots']} distinct={len(seen['releases'])} mixed={seen['mixed']}"
+    )
     assert swaps >= 200
     assert seen["mixed"] == 0
     assert seen["snapshots"] >= 400 and len(seen["releases"]) >= 100
@@ -141,10 +158,19 @@ def test_kill_9_mid_sync_never_exposes_a_partial_tree(tmp_path, source, bucket):
         number = kill + 1
         changed = 80 if kill % 2 == 0 else 5  # alternate pack-sized and small diffs
         latest = releases.publish(number, numbered_tree(number, files=150, changed=changed))
-        sidecar = start_sidecar(source, target, tmp_path / "status.json", "--interval", "0.05",
-                                "--pack-min-files", "50", "--concurrency", "4")
+        sidecar = start_sidecar(
+            source,
+            target,
+            tmp_path / "status.json",
+            "--interval",
+            "0.05",
+            "--pack-min-files",
+            "50",
+            "--concurrency",
+            "4",
+        )
         if kill % 3:  # usually aim inside the sync: wait until staging appears
-            wait_for(lambda: staging_entries(target) or live_release(target) == latest)
+            wait_for(lambda goal=latest: staging_entries(target) or live_release(target) == goal)
             time.sleep(rng.uniform(0, 0.03))
         else:
             time.sleep(rng.uniform(0.3, 1.2))
@@ -168,8 +194,12 @@ def test_kill_9_mid_sync_never_exposes_a_partial_tree(tmp_path, source, bucket):
 def test_four_sidecars_on_one_root(tmp_path, source):
     releases = Releases(source, tmp_path / "trees")
     target = tmp_path / "root"
-    sidecars = [start_sidecar(source, target, tmp_path / f"status{i}.json", "--interval", "0.05",
-                              "--grace", "5", "--keep", "2") for i in range(4)]
+    sidecars = [
+        start_sidecar(
+            source, target, tmp_path / f"status{i}.json", "--interval", "0.05", "--grace", "5", "--keep", "2"
+        )
+        for i in range(4)
+    ]
     stop = threading.Event()
     problems: list[str] = []
     observed: list[int] = []

@@ -47,8 +47,10 @@ class Recorder:
         if fault and "status" in fault:
             record[3] = fault["status"]
             body = b"<Error><Code>InternalError</Code><Message>injected</Message></Error>"
-            start_response(f"{fault['status']} Injected", [("Content-Type", "application/xml"),
-                                                           ("Content-Length", str(len(body)))])
+            start_response(
+                f"{fault['status']} Injected",
+                [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))],
+            )
             return [body]
         if fault and "delay" in fault:
             time.sleep(fault["delay"])
@@ -98,8 +100,9 @@ class Recorder:
         else:
             start_response("404 Not Found", [("Content-Length", "0")])
             return [b""]
-        start_response("200 OK", [("Content-Type", "application/json"),
-                                  ("Content-Length", str(len(payload)))])
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+        )
         return [payload]
 
 

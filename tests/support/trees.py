@@ -29,8 +29,9 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 def tree_digests(files: dict[str, bytes | str]) -> dict[str, str]:
-    return {rel: hashlib.sha256(c.encode() if isinstance(c, str) else c).hexdigest()
-            for rel, c in files.items()}
+    return {
+        rel: hashlib.sha256(c.encode() if isinstance(c, str) else c).hexdigest() for rel, c in files.items()
+    }
 
 
 def cli(*args: str) -> int:
@@ -38,8 +39,13 @@ def cli(*args: str) -> int:
 
 
 def cli_process(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "s3sync", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "s3sync", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def live_snapshot(target: Path) -> dict[str, str]:
