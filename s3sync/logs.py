@@ -18,7 +18,7 @@ def configure(level: str = "info", json_output: bool | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(),  # sys.stdout as it is when a logger is made
         cache_logger_on_first_use=False,
     )
 

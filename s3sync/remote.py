@@ -137,6 +137,11 @@ class Remote:
                 for item in page.get("Contents", []):
                     if item["Key"].endswith("/"):
                         continue  # folder marker
+                    if self.mode == "auto" and item["Key"].startswith(self.location.objects_prefix):
+                        raise NoRelease(
+                            f"{self.location} holds s3sync objects but no LATEST.json yet "
+                            "(a first publish in progress?)"
+                        )
                     entry = _listed_entry(item, prefix, self.location)
                     files.append(entry)
                     total += entry.size

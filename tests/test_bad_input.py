@@ -9,7 +9,7 @@ import tarfile
 
 import pytest
 
-from s3sync.manifest import FileEntry, release_id
+from tests.support.manifests import manifest_bytes
 from tests.support.trees import cli, live_snapshot, snapshot, staging_entries, write_tree
 
 GOOD = {"dag.py": "from airflow import DAG\n", "lib/util.py": "X = 1\n"}
@@ -17,22 +17,6 @@ GOOD = {"dag.py": "from airflow import DAG\n", "lib/util.py": "X = 1\n"}
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def manifest_bytes(files: list[dict], **overrides) -> bytes:
-    try:
-        rid = release_id([FileEntry(f["path"], f["size"], "sha256", f["sha256"]) for f in files])
-    except (KeyError, TypeError):
-        rid = "0" * 20
-    doc = {
-        "format": "s3sync/v1",
-        "release": rid,
-        "generation": 99,
-        "created_at": "",
-        "files": files,
-        "meta": {},
-    } | overrides
-    return json.dumps(doc).encode()
 
 
 class Bucket:

@@ -4,7 +4,7 @@ import argparse
 import re
 from pathlib import Path
 
-from s3sync.cli import build_parser
+from s3sync.flags import build_parser
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "s3sync.md"
 

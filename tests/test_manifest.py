@@ -1,38 +1,20 @@
 """Unit tier: manifests, paths, retention rules. No S3."""
 
-import json
-
 import pytest
 
 from s3sync.errors import ManifestError
 from s3sync.layout import LiveRecord, State
 from s3sync.localtree import is_excluded
-from s3sync.manifest import FileEntry, Limits, build, parse, release_id
+from s3sync.manifest import FileEntry, Limits, build, parse
 from s3sync.retention import releases_to_keep
 from s3sync.safepath import check_no_collisions, check_relative_path
+from tests.support.manifests import manifest_bytes
 
 SHA = "a" * 64
 
 
 def entry(path: str, size: int = 1, digest: str = SHA) -> FileEntry:
     return FileEntry(path, size, "sha256", digest)
-
-
-def document(listed: list[dict], **overrides) -> bytes:
-    try:
-        rid = release_id([FileEntry(f["path"], f["size"], "sha256", f["sha256"]) for f in listed])
-    except KeyError:
-        rid = "0" * 20
-    doc = {
-        "format": "s3sync/v1",
-        "release": rid,
-        "generation": 1,
-        "created_at": "",
-        "files": listed,
-        "meta": {},
-    }
-    doc.update(overrides)
-    return json.dumps(doc).encode()
 
 
 def test_release_id_depends_only_on_content():
@@ -88,14 +70,14 @@ def test_parse_rejects_each_malformation():
     cases = {
         b"{not json": "malformed JSON",
         b"[]": "not a JSON object",
-        document(good, format="s3sync/v9"): "unknown manifest format",
-        document(good, generation=-1): "generation",
-        document(good, generation=True): "generation",
-        document(good, release="0" * 20): "does not match",
-        document(good, files="a.py"): "files must be a list",
-        document([{"path": "a.py", "size": -1, "sha256": SHA}]): "size",
-        document([{"path": "a.py", "size": 1, "sha256": "xyz"}]): "sha256",
-        document([{"path": "a.py", "size": 1}]): "exactly one",
+        manifest_bytes(good, format="s3sync/v9"): "unknown manifest format",
+        manifest_bytes(good, generation=-1): "generation",
+        manifest_bytes(good, generation=True): "generation",
+        manifest_bytes(good, release="0" * 20): "does not match",
+        manifest_bytes(good, files="a.py"): "files must be a list",
+        manifest_bytes([{"path": "a.py", "size": -1, "sha256": SHA}]): "size",
+        manifest_bytes([{"path": "a.py", "size": 1, "sha256": "xyz"}]): "sha256",
+        manifest_bytes([{"path": "a.py", "size": 1}]): "exactly one",
     }
     for raw, message in cases.items():
         with pytest.raises(ManifestError, match=message):
@@ -104,7 +86,7 @@ def test_parse_rejects_each_malformation():
 
 def test_limits_are_enforced():
     files = [{"path": f"f{i}.py", "size": 10, "sha256": SHA} for i in range(5)]
-    raw = document(files)
+    raw = manifest_bytes(files)
     with pytest.raises(ManifestError, match="over the limit of 4"):
         parse(raw, Limits(max_files=4), "t")
     with pytest.raises(ManifestError, match="over the limit of 49"):

@@ -19,6 +19,7 @@ from tests.support.trees import (
     snapshot,
     staging_entries,
     tree_digests,
+    wait_for,
     write_tree,
 )
 
@@ -87,7 +88,7 @@ def test_run_loop_idle_polls_are_single_conditional_gets(tmp_path, source, s3_se
     with open(tmp_path / "out.log", "w") as log:
         sidecar = subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, text=True)
         try:
-            wait_until(lambda: (target / "current").exists())
+            wait_for(lambda: (target / "current").exists())
             s3_server.reset()
             time.sleep(2.0)
             idle = s3_server.requests()
@@ -243,9 +244,11 @@ def test_orphan_staging_is_cleaned_on_start(tmp_path, source):
     assert staging_entries(target) == []
 
 
-def wait_until(predicate, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
+def test_auto_mode_never_serves_a_half_published_prefix(tmp_path, s3, bucket, source, capsys):
+    src = write_tree(tmp_path / "src", {"a.py": "a"})
+    publish(source, src)
+    s3.delete_object(Bucket=bucket, Key="dags/LATEST.json")  # as if the first publish were cut short
+    target = tmp_path / "root"
+    assert cli("sync", "--once", "--source", source, "--target", target, "--timeout", "1") == 1
+    assert "holds s3sync objects but no LATEST.json" in capsys.readouterr().err
+    assert not (target / "current").exists()

@@ -6,7 +6,6 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -14,8 +13,8 @@ import pytest
 from s3sync.client import ClientSettings, make_client
 from s3sync.location import S3Location
 from s3sync.publish import Publisher
-from tests.support.readers import numbered_tree, read_tree, which_release
-from tests.support.trees import cli_process, staging_entries, write_tree
+from tests.support.readers import TreeWatcher, numbered_tree, read_tree, which_release
+from tests.support.trees import cli_process, staging_entries, wait_for, write_tree
 
 
 def test_reader_check_detects_mixed_and_partial_trees(tmp_path):
@@ -88,14 +87,6 @@ def live_release(target) -> str | None:
         return None
 
 
-def wait_for(predicate, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.001)
-
-
 def wait_live(target, release: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while live_release(target) != release:
@@ -111,40 +102,23 @@ def test_readers_never_see_a_mixed_tree_across_200_swaps(tmp_path, source):
     sidecar = start_sidecar(
         source, target, tmp_path / "status.json", "--interval", "0.01", "--grace", "30", "--keep", "3"
     )
-    stop = threading.Event()
-    seen = {"snapshots": 0, "mixed": 0, "releases": set()}
-
-    def reader() -> None:
-        while not stop.is_set():
-            files = read_tree(target)
-            if files is None:
-                continue
-            number = which_release(files, dict(releases.by_number))
-            seen["snapshots"] += 1
-            if number is None:
-                seen["mixed"] += 1
-            else:
-                seen["releases"].add(number)
-
-    thread = threading.Thread(target=reader)
-    thread.start()
+    watcher = TreeWatcher(target, releases.by_number)
+    watcher.start()
     swaps = 0
     try:
         for number in range(1, 206):
             wait_live(target, releases.publish(number, numbered_tree(number)))
             swaps += 1
     finally:
-        stop.set()
-        thread.join()
+        watcher.stop()
         output = stop_sidecar(sidecar)
         if swaps < 205:
             print(output[-3000:])
-    print(
-        f"swaps={swaps} snapshots={seen['snapshots']} distinct={len(seen['releases'])} mixed={seen['mixed']}"
-    )
+    distinct = len(set(watcher.seen))
+    print(f"swaps={swaps} snapshots={len(watcher.seen)} distinct={distinct} mixed={watcher.bad_passes}")
     assert swaps >= 200
-    assert seen["mixed"] == 0
-    assert seen["snapshots"] >= 400 and len(seen["releases"]) >= 100
+    assert watcher.bad_passes == 0
+    assert len(watcher.seen) >= 400 and distinct >= 100
     assert len(os.listdir(target / ".s3sync" / "releases")) < 205  # old releases were pruned
 
 
@@ -195,48 +169,29 @@ def test_four_sidecars_on_one_root(tmp_path, source):
     releases = Releases(source, tmp_path / "trees")
     target = tmp_path / "root"
     sidecars = [
-        start_sidecar(
-            source, target, tmp_path / f"status{i}.json", "--interval", "0.05", "--grace", "5", "--keep", "2"
-        )
+        start_sidecar(source, target, tmp_path / f"status{i}.json", "--interval", "0.05", "--grace", "5")
         for i in range(4)
     ]
-    stop = threading.Event()
-    problems: list[str] = []
-    observed: list[int] = []
-
-    def monitor() -> None:
-        while not stop.is_set():
-            files = read_tree(target)
-            if files is None:
-                continue
-            number = which_release(files, dict(releases.by_number))
-            if number is None:
-                problems.append("mixed or partial tree")
-            elif observed and number < observed[-1]:
-                problems.append(f"regressed from {observed[-1]} to {number}")
-            else:
-                observed.append(number)
-
-    thread = threading.Thread(target=monitor)
-    thread.start()
+    watcher = TreeWatcher(target, releases.by_number)
+    watcher.start()
     rng = random.Random(99)
     try:
         for number in range(1, 51):
-            last = releases.publish(number, numbered_tree(number, files=40, changed=rng.choice([1, 40])))
+            tree = numbered_tree(number, files=40, changed=rng.choice([1, 40]))
+            last = releases.publish(number, tree)
             time.sleep(rng.uniform(0, 0.15))
         wait_live(target, last)
     finally:
-        stop.set()
-        thread.join()
+        watcher.stop()
         outputs = [stop_sidecar(sidecar) for sidecar in sidecars]
-    assert problems == []
-    assert [s.returncode for s in sidecars] == [0, 0, 0, 0]
-    assert len(set(observed)) >= 10
     events = [json.loads(line) for out in outputs for line in out.splitlines() if line.startswith("{")]
     swaps = sum(e.get("event") == "release live" for e in events)
     failures = [e["error"] for e in events if e.get("event") == "sync failed"]
-    print(f"swaps={swaps} distinct_observed={len(set(observed))} failures={failures}")
-    assert swaps >= 20
+    distinct = len(set(watcher.seen))
+    print(f"swaps={swaps} passes={len(watcher.seen)} distinct={distinct} failures={failures}")
+    assert watcher.bad_passes == 0 and watcher.regressions == 0
+    assert [s.returncode for s in sidecars] == [0, 0, 0, 0]
+    assert swaps >= 20 and distinct >= 10
     probe = tmp_path / "probe"
     probe.mkdir()
     for release in os.listdir(target / ".s3sync" / "releases"):  # every kept tree is intact

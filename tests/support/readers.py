@@ -1,7 +1,9 @@
 """A reader like Airflow's: resolve ROOT/current, then read the whole tree it named."""
 
+import itertools
 import os
 import re
+import threading
 from pathlib import Path
 
 MARK = re.compile(rb"^release (\d+) ")
@@ -44,3 +46,33 @@ def which_release(files: dict[str, bytes], expected: dict[int, dict[str, bytes]]
         if expected.get(number) == files:
             return number
     return None
+
+
+class TreeWatcher(threading.Thread):
+    """Reads the live tree in a loop; records which release each pass saw (None: mixed/partial)."""
+
+    def __init__(self, target: Path, expected: dict[int, dict[str, bytes]]):
+        super().__init__(daemon=True)
+        self.target = target
+        self.expected = expected  # grows while the watcher runs
+        self.seen: list[int | None] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            files = read_tree(self.target)
+            if files is not None:
+                self.seen.append(which_release(files, dict(self.expected)))
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join()
+
+    @property
+    def bad_passes(self) -> int:
+        return self.seen.count(None)
+
+    @property
+    def regressions(self) -> int:
+        numbers = [n for n in self.seen if n is not None]
+        return sum(later < earlier for earlier, later in itertools.pairwise(numbers))

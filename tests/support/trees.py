@@ -4,6 +4,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from s3sync.cli import main
@@ -72,3 +73,11 @@ def make_syncer(source: str, target: Path, pinned: str | None = None, mode: str 
     syncer = Syncer(remote, Layout(target), PullSettings(**settings), pinned, get_logger())
     syncer.prepare()
     return syncer
+
+
+def wait_for(predicate, timeout: float = 30, step: float = 0.001) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(step)
