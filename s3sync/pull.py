@@ -84,6 +84,8 @@ def _swap(layout: Layout, fetched: Fetched, pinned: bool, staging: Path | None, 
     """Make the release live. Call with the ROOT lock held."""
     manifest = fetched.manifest
     state = layout.read_state()
+    if layout.live_release() == manifest.release:  # another sidecar on this ROOT got there first
+        return Outcome("unchanged", manifest.release, manifest.generation)
     if not is_newer(state, fetched, pinned):
         return Outcome("older", manifest.release, manifest.generation)
     target = layout.release_dir(manifest.release)

@@ -58,6 +58,7 @@ def test_thousand_files_request_counts(tmp_path, source, s3_server):
     outcome = syncer.poll()
     changed = s3_server.requests()
     assert outcome.action == "swapped" and outcome.files_fetched == 1 and outcome.files_linked == 999
+    print(f"requests: cold={len(cold)} idle={len(idle)} one_file_changed={len(changed)}")
     assert len(changed) <= 3, changed
     assert live_snapshot(target) == snapshot(src)
 
