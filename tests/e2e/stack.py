@@ -1,0 +1,343 @@
+"""A whole local Airflow 3.1 stack as processes: the same config and sidecar as on ECS.
+
+    S3 + Secrets Manager   moto's server on a loopback port (tests/support/s3server.py)
+    s3sync run             publishes land in ROOT/current, Airflow's dags_folder
+    airflow ...            api-server, scheduler, dag-processor, triggerer, celery worker
+    PostgreSQL, Redis      the machine's servers: a fresh database and an empty Redis DB
+
+Everything it creates (processes, database, Redis DB contents, temp folder) goes in stop().
+Run it by hand with `scripts/local-stack`.
+"""
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import boto3
+import psycopg2
+import redis
+from cryptography.fernet import Fernet
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+BUCKET = "airflow-e2e"
+DAGS_URL = f"s3://{BUCKET}/dags"
+POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+ROLES = {
+    "api-server": ["api-server"],
+    "scheduler": ["scheduler"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer"],
+    "celery-worker": ["celery", "worker", "--concurrency", "2"],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LocalStack:
+    def __init__(self, workdir: Path | None = None):
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="airflow-e2e-"))
+        self.home = self.workdir / "airflow-home"
+        self.root = self.workdir / "dags-root"
+        self.logs = self.workdir / "logs"
+        self.database = f"airflow_e2e_{secrets.token_hex(4)}"
+        self.redis_db: int | None = None
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.api_port = free_port()
+        self.health_port = free_port()
+        self.password = secrets.token_urlsafe(12)
+        self.env: dict[str, str] = {}
+        self._token: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> "LocalStack":
+        try:
+            self.logs.mkdir(parents=True, exist_ok=True)
+            self._start_s3()
+            self._create_database()
+            self._claim_redis_db()
+            self._write_home()
+            self._migrate()
+            self._spawn(
+                "s3sync",
+                [
+                    str(BIN / "s3sync"),
+                    "run",
+                    "--source",
+                    DAGS_URL,
+                    "--target",
+                    str(self.root),
+                    "--interval",
+                    "1",
+                    "--status-file",
+                    str(self.workdir / "s3sync-status.json"),
+                ],
+            )
+            for role, args in ROLES.items():
+                self._spawn(role, [str(BIN / "airflow"), *args])
+            self.wait_for_api()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for name, process in reversed(list(self.processes.items())):
+            _stop_group(process, name)
+        self.processes.clear()
+        if self.redis_db is not None:
+            redis.Redis(REDIS_HOST, REDIS_PORT, db=self.redis_db).flushdb()
+            self.redis_db = None
+        self._drop_database()
+        server = getattr(self, "s3_server", None)
+        if server is not None:
+            _stop_group(server, "s3")
+            self.s3_server = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- pieces ----------------------------------------------------------------
+
+    def _start_s3(self) -> None:
+        ready = self.workdir / "s3.port"
+        self.s3_server = subprocess.Popen(
+            [sys.executable, str(REPO / "tests/support/s3server.py"), "--ready-file", str(ready)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while not (ready.exists() and ready.read_text()):
+            if time.monotonic() > deadline or self.s3_server.poll() is not None:
+                raise RuntimeError("the S3 server did not start")
+            time.sleep(0.05)
+        self.s3_endpoint = f"http://127.0.0.1:{ready.read_text()}"
+        aws = {
+            "AWS_ENDPOINT_URL": self.s3_endpoint,
+            "AWS_ACCESS_KEY_ID": "e2e",
+            "AWS_SECRET_ACCESS_KEY": "e2e",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+        self.env.update(aws)
+        session = boto3.session.Session(
+            aws_access_key_id="e2e", aws_secret_access_key="e2e", region_name="us-east-1"
+        )
+        self.s3 = session.client("s3", endpoint_url=self.s3_endpoint)
+        self.s3.create_bucket(Bucket=BUCKET)
+        self.secretsmanager = session.client("secretsmanager", endpoint_url=self.s3_endpoint)
+
+    def _create_database(self) -> None:
+        with contextlib.closing(_postgres()) as conn, conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{self.database}"')
+        self._database_created = True
+
+    def _drop_database(self) -> None:
+        if not getattr(self, "_database_created", False):
+            return
+        with contextlib.closing(_postgres()) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (self.database,)
+            )
+            cur.execute(f'DROP DATABASE IF EXISTS "{self.database}"')
+        self._database_created = False
+
+    def _claim_redis_db(self) -> None:
+        """An empty Redis DB (1-15), claimed with a marker key so two runs never share one."""
+        claim = f"airflow-e2e-claim:{self.database}"
+        for number in range(15, 0, -1):
+            client = redis.Redis(REDIS_HOST, REDIS_PORT, db=number)
+            if client.dbsize() == 0 and client.set(claim, "1", nx=True) and client.dbsize() == 1:
+                self.redis_db = number
+                return
+        raise RuntimeError("no empty Redis database (1-15) to use")
+
+    def _write_home(self) -> None:
+        self.home.mkdir(parents=True)
+        shutil.copy(REPO / "config/airflow/airflow.cfg", self.home / "airflow.cfg")
+        (self.home / "passwords.json").write_text(json.dumps({"admin": self.password}))
+        sql = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{self.database}"
+        self.env.update(read_env_file(REPO / "config/airflow/airflow.env"))
+        self.env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.root / "current"),
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+                "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql,
+                "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{self.redis_db}",
+                "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{sql}",
+                "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": f"s3://{BUCKET}/logs",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(self.health_port),
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__TRIGGERER__TRIGGERER_LOG_SERVER_PORT": str(free_port()),
+            }
+        )
+
+    def _migrate(self) -> None:
+        result = subprocess.run(
+            [str(BIN / "airflow"), "db", "migrate"],
+            env=self.process_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"airflow db migrate failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+            )
+
+    def process_env(self) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
+        return {**base, **self.env}
+
+    def _spawn(self, name: str, command: list[str]) -> None:
+        with open(self.logs / f"{name}.log", "wb") as log:
+            self.processes[name] = subprocess.Popen(
+                command, env=self.process_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    # -- talking to it -------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def wait_for_api(self, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_processes()
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/api/v2/monitor/health", timeout=5):
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(1)
+        raise RuntimeError(f"the api-server did not answer in {timeout:g}s\n{self.log_tail('api-server')}")
+
+    def check_processes(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}\n{self.log_tail(name)}")
+
+    def log_tail(self, name: str, size: int = 4000) -> str:
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace")[-size:] if path.exists() else ""
+
+    def api(self, method: str, path: str, body: dict | None = None, accept: str = "application/json"):
+        request = urllib.request.Request(
+            f"{self.api_url}{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={
+                "Authorization": f"Bearer {self.token()}",
+                "Content-Type": "application/json",
+                "Accept": accept,
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+
+    def token(self) -> str:
+        if self._token is None:
+            request = urllib.request.Request(
+                f"{self.api_url}/auth/token",
+                method="POST",
+                data=json.dumps({"username": "admin", "password": self.password}).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                self._token = json.loads(response.read())["access_token"]
+        return self._token
+
+    def db(self):
+        return psycopg2.connect(dbname=self.database, **POSTGRES)
+
+    def publish(self, folder: Path) -> str:
+        result = subprocess.run(
+            [str(BIN / "s3sync"), "publish", str(folder), DAGS_URL],
+            env=self.process_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"publish failed: {result.stderr}")
+        return result.stdout
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    pairs = (
+        line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#")
+    )
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def _postgres():
+    conn = psycopg2.connect(dbname="postgres", **POSTGRES)
+    conn.autocommit = True
+    return conn
+
+
+def _stop_group(process: subprocess.Popen, name: str, grace: float = 20) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+    except ProcessLookupError:
+        pass
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # children that outlived their leader
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def main() -> None:
+    stack = LocalStack()
+    print(f"starting in {stack.workdir} ...", flush=True)
+    stack.start()
+    print(f"api-server  {stack.api_url}  (admin / {stack.password})")
+    print(
+        f"S3          {stack.s3_endpoint}  publish with: AWS_ENDPOINT_URL={stack.s3_endpoint} "
+        f"AWS_ACCESS_KEY_ID=e2e AWS_SECRET_ACCESS_KEY=e2e s3sync publish DIR {DAGS_URL}"
+    )
+    print(f"logs        {stack.logs}\nCtrl-C stops everything and removes what it made.", flush=True)
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        while True:
+            stack.check_processes()
+            time.sleep(2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()
