@@ -75,21 +75,10 @@ class LocalStack:
             self._claim_redis_db()
             self._write_home()
             self._migrate()
-            self._spawn(
-                "s3sync",
-                [
-                    str(BIN / "s3sync"),
-                    "run",
-                    "--source",
-                    DAGS_URL,
-                    "--target",
-                    str(self.root),
-                    "--interval",
-                    "1",
-                    "--status-file",
-                    str(self.workdir / "s3sync-status.json"),
-                ],
-            )
+            # s3sync with its defaults (10 s polls), as the ECS sidecar runs it
+            sidecar = ["run", "--source", DAGS_URL, "--target", str(self.root)]
+            sidecar += ["--status-file", str(self.workdir / "s3sync-status.json")]
+            self._spawn("s3sync", [str(BIN / "s3sync"), *sidecar])
             for role, args in ROLES.items():
                 self._spawn(role, [str(BIN / "airflow"), *args])
             self.wait_for_api()

@@ -1,5 +1,6 @@
 """End to end on Airflow 3.1.8: DAGs published to S3 reach Airflow through s3sync and run on Celery."""
 
+import os
 import statistics
 import threading
 import time
@@ -57,14 +58,18 @@ def test_published_dag_runs_on_celery_reads_secrets_and_logs_to_s3(stack, tmp_pa
     )
     assert state == "success", stack.log_tail("celery-worker")
 
-    objects = stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="logs/dag_id=e2e_hello/").get("Contents", [])
-    assert objects, "no task log in S3"
+    def uploaded_logs():  # the worker uploads the log just after it reports the state
+        listing = stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="logs/dag_id=e2e_hello/")
+        return listing.get("Contents", [])
+
+    wait(uploaded_logs, 60, "the task log in S3", stack)
     local = list((stack.home / "logs" / "dag_id=e2e_hello").rglob("*.log"))
     assert local == [], "remote logging should not leave local task logs"
     log = stack.api("GET", f"/api/v2/dags/e2e_hello/dagRuns/{run_id}/taskInstances/work/logs/1")
     text = "\n".join(str(line.get("event", "")) for line in log["content"])
     assert "connection host is secret-host.internal" in text
-    assert "s3://" in text or any("s3" in str(line).lower() for line in log["content"])
+    sources = [src for line in log["content"] for src in line.get("sources", [])]
+    assert sources and all(src.startswith(f"s3://{BUCKET}/logs/") for src in sources), sources
 
 
 class DagTableWatcher(threading.Thread):
@@ -170,24 +175,49 @@ def test_twenty_releases_keep_dags_stable(stack, tmp_path):
 
 
 def test_publish_to_first_success_latency(stack, tmp_path):
+    """Publish a new DAG, time its first task's success, and where the time goes."""
     folder = tmp_path / "dags"
     files = {}
-    seconds = []
+    rows = []
     for attempt in range(5):
         dag_id = f"latency_{attempt}"
         files[f"{dag_id}.py"] = dags.once_dag(dag_id)
         dags.write(folder, files)
-        started = time.monotonic()
+        live_before = os.readlink(stack.root / "current")
+        started = time.time()
         stack.publish(folder)
-        wait(lambda d=dag_id: _first_success(stack, d), 180, f"{dag_id} to succeed", stack, step=0.25)
-        seconds.append(time.monotonic() - started)
-    print(
-        f"\npublish -> first task success (s): {', '.join(f'{s:.1f}' for s in seconds)}; "
-        f"median {statistics.median(seconds):.1f}"
-    )
+        published = time.time()
+        swapped = wait(
+            lambda b=live_before: os.readlink(stack.root / "current") != b and time.time(),
+            60,
+            "the sidecar's swap",
+            stack,
+            step=0.05,
+        )
+        wait(lambda d=dag_id: _succeeded(stack, d), 180, f"{dag_id} to succeed", stack, step=0.25)
+        rows.append(_milestones(stack, dag_id, started, published, swapped))
+    print("\npublish -> first task success, seconds from the start of `s3sync publish`")
+    columns = ("published", "swapped", "parsed", "queued", "started", "success")
+    print(f"{'dag':<10}" + "".join(f"{name:>10}" for name in columns))
+    for dag_id, marks in rows:
+        print(f"{dag_id:<10}" + "".join(f"{mark:>10.1f}" for mark in marks))
+    totals = [marks[-1] for _, marks in rows]
+    print(f"median {statistics.median(totals):.1f} s")
+    assert all(total < 120 for total in totals), totals
 
 
-def _first_success(stack, dag_id: str) -> bool:
+def _succeeded(stack, dag_id: str) -> bool:
     with stack.db() as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM task_instance WHERE dag_id = %s AND state = 'success'", (dag_id,))
         return cur.fetchone()[0] > 0
+
+
+def _milestones(stack, dag_id: str, started: float, published: float, swapped: float):
+    with stack.db() as conn, conn.cursor() as cur:
+        cur.execute("SELECT min(created_at) FROM dag_version WHERE dag_id = %s", (dag_id,))
+        parsed = cur.fetchone()[0].timestamp()
+        cur.execute(
+            "SELECT queued_dttm, start_date, end_date FROM task_instance WHERE dag_id = %s", (dag_id,)
+        )
+        queued, began, ended = (t.timestamp() for t in cur.fetchone())
+    return dag_id, [t - started for t in (published, swapped, parsed, queued, began, ended)]
