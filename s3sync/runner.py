@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from s3sync import metrics, status
-from s3sync.errors import BadInput, S3SyncError
+from s3sync.errors import BadInput, NoRelease, S3SyncError
 from s3sync.layout import Layout
 from s3sync.pull import Outcome, PullSettings, apply
 from s3sync.remote import Remote, backoff
@@ -124,8 +124,15 @@ class Loop:
 
     def once_in_loop(self, failures: int) -> int:
         started = time.monotonic()
+        waiting = None
         try:
             outcome = self.syncer.poll()
+        except NoRelease as exc:
+            # Nothing published yet is a state to wait in at the normal pace, not a failure:
+            # backing off would delay the first release, and failing health would restart the task.
+            if self.status.last_error != str(exc):
+                self.log.info("waiting for a first release", detail=str(exc))
+            waiting, outcome = str(exc), None
         except S3SyncError as exc:
             failures += 1
             self.log.error("sync failed", error=str(exc), consecutive_failures=failures)
@@ -137,6 +144,7 @@ class Loop:
         now = time.time()
         self.status.last_success_at = now
         self.status.consecutive_failures = 0
+        self.status.last_error = waiting
         state = self.syncer.layout.read_state()
         self.status.release, self.status.generation = state.release or None, state.generation
         self._beat_now()

@@ -253,3 +253,24 @@ def test_auto_mode_never_serves_a_half_published_prefix(tmp_path, s3, bucket, so
     assert cli("sync", "--once", "--source", source, "--target", target, "--timeout", "1") == 1
     assert "holds s3sync objects but no LATEST.json" in capsys.readouterr().err
     assert not (target / "current").exists()
+
+
+def test_waiting_for_a_first_release_is_healthy_and_not_backed_off(tmp_path, source):
+    target, status_file = tmp_path / "root", tmp_path / "status.json"
+    command = [sys.executable, "-m", "s3sync", "run", "--source", source, "--target", str(target)]
+    command += ["--interval", "0.2", "--status-file", str(status_file), "--no-metrics"]
+    with open(tmp_path / "out.log", "w") as log:
+        sidecar = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(status_file.exists)
+            time.sleep(3)  # 15 empty polls: a failure backoff would now wait 3 s or more
+            ok, line = status.judge(status_file, 300)
+            assert ok and "no release published yet" in line, line
+            release = publish(source, write_tree(tmp_path / "src", {"a.py": "a"}))
+            published = time.monotonic()
+            wait_for(lambda: (target / "current").exists(), timeout=10)
+            assert time.monotonic() - published < 1.5
+            assert os.readlink(target / "current").endswith(release)
+        finally:
+            sidecar.send_signal(signal.SIGTERM)
+            sidecar.wait(20)

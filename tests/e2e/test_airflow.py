@@ -183,12 +183,12 @@ def test_publish_to_first_success_latency(stack, tmp_path):
         dag_id = f"latency_{attempt}"
         files[f"{dag_id}.py"] = dags.once_dag(dag_id)
         dags.write(folder, files)
-        live_before = os.readlink(stack.root / "current")
+        live_before = _live_release(stack)
         started = time.time()
         stack.publish(folder)
         published = time.time()
         swapped = wait(
-            lambda b=live_before: os.readlink(stack.root / "current") != b and time.time(),
+            lambda b=live_before: _live_release(stack) != b and time.time(),
             60,
             "the sidecar's swap",
             stack,
@@ -204,6 +204,13 @@ def test_publish_to_first_success_latency(stack, tmp_path):
     totals = [marks[-1] for _, marks in rows]
     print(f"median {statistics.median(totals):.1f} s")
     assert all(total < 120 for total in totals), totals
+
+
+def _live_release(stack) -> str | None:
+    try:
+        return os.readlink(stack.root / "current")
+    except FileNotFoundError:
+        return None
 
 
 def _succeeded(stack, dag_id: str) -> bool:
