@@ -12,3 +12,4 @@ def stack():
         yield running
     finally:
         running.stop()
+    assert running.leftovers() == []

@@ -88,6 +88,7 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
+        self._made = {"groups": [p.pid for p in self.processes.values()], "redis_db": self.redis_db}
         for name, process in reversed(list(self.processes.items())):
             _stop_group(process, name)
         self.processes.clear()
@@ -97,9 +98,28 @@ class LocalStack:
         self._drop_database()
         server = getattr(self, "s3_server", None)
         if server is not None:
+            self._made["groups"].append(server.pid)
             _stop_group(server, "s3")
             self.s3_server = None
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def leftovers(self) -> list[str]:
+        """What stop() failed to remove: live process groups, the database, Redis keys, files."""
+        found = []
+        for group in self._made["groups"]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, 0)
+                found.append(f"process group {group}")
+        with contextlib.closing(_postgres()) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,))
+            if cur.fetchone():
+                found.append(f"database {self.database}")
+        db = self._made["redis_db"]
+        if db is not None and redis.Redis(REDIS_HOST, REDIS_PORT, db=db).dbsize():
+            found.append(f"keys in Redis DB {db}")
+        if self.workdir.exists():
+            found.append(str(self.workdir))
+        return found
 
     # -- pieces ----------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 import os
 import statistics
+import subprocess
 import threading
 import time
 import urllib.error
@@ -9,7 +10,7 @@ import urllib.error
 import pytest
 
 from tests.e2e import dags
-from tests.e2e.stack import BUCKET
+from tests.e2e.stack import BIN, BUCKET
 
 pytestmark = pytest.mark.e2e
 
@@ -57,6 +58,12 @@ def test_published_dag_runs_on_celery_reads_secrets_and_logs_to_s3(stack, tmp_pa
         stack,
     )
     assert state == "success", stack.log_tail("celery-worker")
+    health = subprocess.run(
+        [str(BIN / "s3sync"), "health", "--status-file", str(stack.workdir / "s3sync-status.json")],
+        capture_output=True,
+        text=True,
+    )
+    assert health.returncode == 0 and health.stdout.startswith("healthy: release"), health.stdout
 
     def uploaded_logs():  # the worker uploads the log just after it reports the state
         listing = stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="logs/dag_id=e2e_hello/")
