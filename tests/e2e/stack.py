@@ -59,6 +59,7 @@ class LocalStack:
         self.database = f"airflow_e2e_{secrets.token_hex(4)}"
         self.redis_db: int | None = None
         self.processes: dict[str, subprocess.Popen] = {}
+        self.commands: dict[str, list[str]] = {}
         self.api_port = free_port()
         self.health_port = free_port()
         self.password = secrets.token_urlsafe(12)
@@ -204,6 +205,7 @@ class LocalStack:
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(self.health_port),
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__TRIGGERER__TRIGGERER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW_WORKER_LIVENESS_FILE": str(self.workdir / "worker-alive"),
             }
         )
 
@@ -224,8 +226,17 @@ class LocalStack:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
         return {**base, **self.env}
 
+    def signal(self, name: str, signum: int) -> None:
+        """Send `signum` to a component's whole process group (SIGSTOP freezes it, SIGCONT thaws)."""
+        os.killpg(self.processes[name].pid, signum)
+
+    def restart(self, name: str) -> None:
+        _stop_group(self.processes[name], name)
+        self._spawn(name, self.commands[name])
+
     def _spawn(self, name: str, command: list[str]) -> None:
-        with open(self.logs / f"{name}.log", "wb") as log:
+        self.commands[name] = command
+        with open(self.logs / f"{name}.log", "ab") as log:
             self.processes[name] = subprocess.Popen(
                 command, env=self.process_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )

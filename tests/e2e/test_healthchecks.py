@@ -1,0 +1,132 @@
+"""The probes against real Airflow 3.1.8 components, PostgreSQL and Redis."""
+
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from tests.e2e.stack import BIN
+
+pytestmark = pytest.mark.e2e
+ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "worker", "s3sync")
+
+
+def probe(stack, role: str, *args: str, **env: str) -> tuple[int, str, float]:
+    environment = {
+        **stack.process_env(),
+        "S3SYNC_STATUS_FILE": str(stack.workdir / "s3sync-status.json"),
+        **env,
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(BIN / "healthcheck"), role, *args], capture_output=True, text=True, env=environment, timeout=60
+    )
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, result.stdout + result.stderr
+    return result.returncode, lines[0], time.monotonic() - started
+
+
+def wait_for_code(stack, role: str, code: int, timeout: float) -> tuple[str, float]:
+    started = time.monotonic()
+    while True:
+        got, line, _ = probe(stack, role)
+        if got == code:
+            return line, time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{role}: still exit {got} after {timeout:g}s: {line}")
+        time.sleep(1)
+
+
+@pytest.fixture
+def blackhole():
+    """A port that accepts connections and never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield server.getsockname()[1]
+
+
+@pytest.fixture
+def closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_every_role_is_healthy_while_it_runs(stack):
+    for role in ROLES:
+        line, _ = wait_for_code(stack, role, 0, timeout=90)
+        assert line.startswith("healthy: ")
+
+
+def test_probes_never_import_airflow_or_celery(stack):
+    for role in ("dag-processor", "worker", "scheduler"):
+        result = subprocess.run(
+            [str(BIN / "python"), "-X", "importtime", "-m", "healthchecks", role],
+            capture_output=True,
+            text=True,
+            env=stack.process_env(),
+            timeout=60,
+        )
+        imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines()}
+        assert not imported & {"airflow", "celery", "boto3", "botocore", "sqlalchemy"}, role
+
+
+def test_probes_are_bounded_when_peers_hang(stack, blackhole):
+    cases = {
+        "api-server": {"AIRFLOW__API__PORT": str(blackhole)},
+        "scheduler": {"AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(blackhole)},
+        "dag-processor": {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql://postgres@127.0.0.1:{blackhole}/x"
+        },
+        "worker": {"AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{blackhole}/0"},
+    }
+    for role, env in cases.items():
+        code, line, seconds = probe(stack, role, "--timeout", "2", **env)
+        assert code == 1 and line.startswith("unhealthy: "), (role, line)
+        assert seconds < 6, (role, seconds)
+
+
+def test_unreachable_database_and_broker_are_unhealthy(stack, closed_port):
+    db = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql://postgres@127.0.0.1:{closed_port}/x"}
+    for role in ("dag-processor", "triggerer"):
+        code, line, _ = probe(stack, role, **db)
+        assert code == 1 and "metadata DB unreachable" in line, line
+    code, line, _ = probe(stack, "worker", AIRFLOW__CELERY__BROKER_URL=f"redis://127.0.0.1:{closed_port}/0")
+    assert code == 1 and "broker unreachable" in line, line
+
+
+def test_misconfiguration_exits_2(stack):
+    code, line, _ = probe(stack, "dag-processor", AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="mysql://x@h/db")
+    assert code == 2 and line.startswith("misconfigured: only PostgreSQL"), line
+    code, line, _ = probe(stack, "triggerer", AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC="soon")
+    assert code == 2 and "not a number" in line, line
+
+
+def test_another_hosts_heartbeat_does_not_count(stack):
+    for role in ("dag-processor", "triggerer"):
+        code, line, _ = probe(stack, role, "--hostname", "some-other-task.internal")
+        assert code == 1 and "on host some-other-task.internal" in line, line
+
+
+def test_killed_or_frozen_components_turn_unhealthy_within_their_threshold(stack):
+    process = {"worker": "celery-worker"}  # role -> the stack's process name
+    frozen = ("dag-processor", "triggerer", "worker", "api-server")
+    try:
+        for role in frozen:
+            stack.signal(process.get(role, role), signal.SIGSTOP)
+        stack.signal("scheduler", signal.SIGKILL)
+        for role in ("scheduler", "api-server"):  # no answer: unhealthy within the probe's timeout
+            code, line, seconds = probe(stack, role, "--timeout", "3")
+            assert code == 1 and seconds < 6, (role, line)
+        for role in ("dag-processor", "triggerer", "worker"):  # threshold 30 s at the 5 s pace
+            line, seconds = wait_for_code(stack, role, 1, timeout=45)
+            print(f"{role}: unhealthy after {seconds:.0f}s: {line}")
+    finally:
+        for role in frozen:
+            stack.signal(process.get(role, role), signal.SIGCONT)
+        stack.restart("scheduler")
+    for role in ROLES:
+        wait_for_code(stack, role, 0, timeout=120)
