@@ -112,7 +112,8 @@ class DagTableWatcher(threading.Thread):
             self.violations.append(f"{dag_id} marked stale")
 
 
-def test_twenty_releases_keep_dags_stable(stack, tmp_path):
+def test_twenty_releases_keep_dags_stable(stack, soak, tmp_path):
+    """`soak` probes every component meanwhile (judged in test_healthchecks)."""
     folder = tmp_path / "dags"
     helper = "helpers/words_v1.py"
     files = {

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.e2e.conftest import SOAK_ROLES, SOAK_SECONDS
 from tests.e2e.stack import BIN
 
 pytestmark = pytest.mark.e2e
@@ -109,6 +110,15 @@ def test_another_hosts_heartbeat_does_not_count(stack):
     for role in ("dag-processor", "triggerer"):
         code, line, _ = probe(stack, role, "--hostname", "some-other-task.internal")
         assert code == 1 and "on host some-other-task.internal" in line, line
+
+
+def test_no_flapping_while_the_stack_works(soak):
+    """Every role probed every 5 s (for 2 minutes in CI; HEALTHCHECK_SOAK_SECONDS=600 for the
+    10-minute soak), during the twenty-release test's parsing and runs: no false alarm."""
+    soak.finish(SOAK_SECONDS)
+    print(f"soak: {soak.rounds} rounds x {len(SOAK_ROLES)} roles, false alarms: {soak.false_alarms}")
+    assert soak.rounds >= SOAK_SECONDS / soak.every - 2
+    assert soak.false_alarms == []
 
 
 def test_killed_or_frozen_components_turn_unhealthy_within_their_threshold(stack):
