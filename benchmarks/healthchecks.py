@@ -4,28 +4,38 @@ For each role: median wall seconds, CPU seconds (user + system, children include
 max RSS of `healthcheck ROLE` and of the usual command (`airflow jobs check --local`,
 `celery inspect ping`), over several runs, printed as a table with the CPU ratio.
 
-    .venv/bin/python -m benchmarks.healthchecks [--runs 5]
+    .venv/bin/python -m benchmarks.healthchecks [--runs 5]     (needs GNU time: apt-get install time)
 """
 
 import argparse
 import os
 import socket
 import statistics
-import subprocess
+import tempfile
 import time
 
 from tests.e2e.stack import BIN, LocalStack
 
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
+GNU_TIME = "/usr/bin/time"  # Debian package `time`
 
 
 def measure(command: list[str], env: dict) -> tuple[float, float, float, int]:
-    """(wall s, CPU s, max RSS MB, exit code) of one run."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    """(wall s, CPU s, max RSS MB, exit code) of one run.
+
+    Run under GNU time, whose own few MB are all that a forked child inherits: a child
+    forked from this (large) Python process would report this process's RSS as its own.
+    """
+    with tempfile.NamedTemporaryFile("r") as rss:
+        started = time.perf_counter()
+        devnull = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_WRONLY, 0) for fd in (1, 2)]
+        pid = os.posix_spawn(
+            GNU_TIME, [GNU_TIME, "-f", "%M", "-o", rss.name, *command], env, file_actions=devnull
+        )
+        _, status, usage = os.wait4(pid, 0)  # includes the command, which time waited for
+        wall = time.perf_counter() - started
+        max_rss_kb = int(rss.read().strip().splitlines()[-1])
+    return wall, usage.ru_utime + usage.ru_stime, max_rss_kb / 1024, os.waitstatus_to_exitcode(status)
 
 
 def medians(command: list[str], env: dict, runs: int) -> tuple[float, float, float]:
@@ -44,7 +54,7 @@ def main() -> None:
     try:
         env = stack.process_env()
         host = socket.gethostname()
-        probe = [str(BIN / "healthcheck")]
+        probe = [str(BIN / "python"), "-m", "healthchecks"]  # what the image's HEALTHCHECK runs
         airflow = [str(BIN / "airflow")]
         rows = [
             ("api-server", [*probe, "api-server"], None),

@@ -4,20 +4,19 @@ Order: AIRFLOW__SECTION__KEY, then AIRFLOW__SECTION__KEY_CMD (run, stdout), then
 $AIRFLOW_CONFIG or $AIRFLOW_HOME/airflow.cfg, then the default given.
 """
 
-import configparser
 import os
-import subprocess
 from functools import cache
-from pathlib import Path
 
 from healthchecks import Misconfigured
 
 
 @cache
-def _config_file() -> configparser.ConfigParser:
+def _config_file():
+    import configparser  # only when the environment does not have the setting
+
     parser = configparser.ConfigParser(interpolation=None, strict=False)
-    home = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser()
-    parser.read(os.environ.get("AIRFLOW_CONFIG", home / "airflow.cfg"))
+    home = os.path.expanduser(os.environ.get("AIRFLOW_HOME", "~/airflow"))
+    parser.read(os.environ.get("AIRFLOW_CONFIG", os.path.join(home, "airflow.cfg")))
     return parser
 
 
@@ -46,6 +45,8 @@ def number(section: str, key: str, default: float) -> float:
 
 
 def _run(command: str, name: str) -> str:
+    import subprocess
+
     try:
         result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=5, check=True)
     except (subprocess.SubprocessError, OSError) as exc:

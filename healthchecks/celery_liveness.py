@@ -5,6 +5,8 @@ Airflow's default Celery config, plus a timer on the worker's own event loop tha
 the liveness file the `worker` probe reads. A hung or stopped loop stops touching it.
 """
 
+import os
+
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 from celery import signals
 
@@ -18,7 +20,8 @@ def _touch_from_the_event_loop(sender, **_kwargs) -> None:
     path = liveness_file()
 
     def touch() -> None:
-        path.touch()
+        with open(path, "a"):
+            os.utime(path)
 
     touch()
     sender.timer.call_repeatedly(TOUCH_EVERY, touch)

@@ -1,11 +1,36 @@
-"""`healthcheck ROLE`: exit 0 healthy, 1 unhealthy, 2 misconfigured; one line on stdout."""
+"""healthcheck ROLE [--timeout SECONDS] [--hostname NAME]
 
-import argparse
+Exit 0 healthy, 1 unhealthy, 2 misconfigured; always one line on stdout.
+ROLE: api-server, scheduler, dag-processor, triggerer, worker, s3sync.
+--timeout   seconds before the probe gives up [env HEALTHCHECK_TIMEOUT; default 10]
+--hostname  whose heartbeat counts (dag-processor, triggerer) [env HEALTHCHECK_HOSTNAME;
+            default: what Airflow's default hostname_callable returns here]
+"""
+
 import os
 import signal
-from functools import partial
+import sys
 
-from healthchecks import MISCONFIGURED, UNHEALTHY, Misconfigured, Verdict, heartbeat, http_probe, worker
+from healthchecks import MISCONFIGURED, UNHEALTHY, Misconfigured, Verdict
+
+ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "worker", "s3sync")
+
+
+def probe_for(role: str, hostname: str | None):
+    """The probe function for `role`, importing only that probe's module."""
+    if role in ("api-server", "scheduler"):
+        from healthchecks import http_probe
+
+        return http_probe.api_server if role == "api-server" else http_probe.scheduler
+    if role in ("dag-processor", "triggerer"):
+        from healthchecks import heartbeat
+
+        return lambda timeout: heartbeat.check(role, timeout, hostname)
+    if role == "worker":
+        from healthchecks import worker
+
+        return worker.check
+    return _s3sync
 
 
 def _s3sync(timeout: float) -> Verdict:
@@ -18,33 +43,42 @@ def _s3sync(timeout: float) -> Verdict:
     return Verdict(0 if healthy else UNHEALTHY, line)
 
 
-def probes(hostname: str | None) -> dict:
-    return {
-        "api-server": http_probe.api_server,
-        "scheduler": http_probe.scheduler,
-        "dag-processor": partial(heartbeat.check, "dag-processor", hostname=hostname),
-        "triggerer": partial(heartbeat.check, "triggerer", hostname=hostname),
-        "worker": worker.check,
-        "s3sync": _s3sync,
-    }
+def parse(argv: list[str]) -> tuple[str, float, str | None]:
+    """Hand-rolled: argparse would cost more to import than most probes take."""
+    role, hostname = None, os.environ.get("HEALTHCHECK_HOSTNAME")
+    timeout = os.environ.get("HEALTHCHECK_TIMEOUT", "10")
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg in ("-h", "--help"):
+            raise SystemExit(__doc__)
+        if arg in ("--timeout", "--hostname") and not args:
+            raise Misconfigured(f"{arg} needs a value")
+        if arg == "--timeout":
+            timeout = args.pop(0)
+        elif arg == "--hostname":
+            hostname = args.pop(0)
+        elif role is None and arg in ROLES:
+            role = arg
+        else:
+            raise Misconfigured(f"unexpected argument {arg!r} (roles: {', '.join(ROLES)})")
+    if role is None:
+        raise Misconfigured(f"name a role: {', '.join(ROLES)}")
+    try:
+        seconds = float(timeout)
+    except ValueError:
+        raise Misconfigured(f"--timeout is not a number: {timeout!r}") from None
+    if seconds <= 0:
+        raise Misconfigured(f"--timeout must be > 0: {timeout!r}")
+    return role, seconds, hostname
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="healthcheck", description=__doc__)
-    parser.add_argument("role", choices=list(probes(None)))
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=float(os.environ.get("HEALTHCHECK_TIMEOUT", "10")),
-        help="seconds before the probe gives up [env HEALTHCHECK_TIMEOUT; default 10]",
-    )
-    parser.add_argument(
-        "--hostname",
-        default=os.environ.get("HEALTHCHECK_HOSTNAME"),
-        help="the host whose heartbeat counts [env HEALTHCHECK_HOSTNAME; default: as Airflow]",
-    )
-    args = parser.parse_args(argv)
-    verdict = run(probes(args.hostname)[args.role], args.timeout)
+    try:
+        role, timeout, hostname = parse(sys.argv[1:] if argv is None else argv)
+        verdict = run(probe_for(role, hostname), timeout)
+    except Misconfigured as exc:
+        verdict = Verdict(MISCONFIGURED, f"misconfigured: {exc}")
     print(verdict.line, flush=True)
     return verdict.code
 

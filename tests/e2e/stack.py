@@ -234,12 +234,28 @@ class LocalStack:
         _stop_group(self.processes[name], name)
         self._spawn(name, self.commands[name])
 
-    def _spawn(self, name: str, command: list[str]) -> None:
+    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
         self.commands[name] = command
         with open(self.logs / f"{name}.log", "ab") as log:
             self.processes[name] = subprocess.Popen(
-                command, env=self.process_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                env={**self.process_env(), **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
+
+    def start_as_other_host(self, name: str, role: str, hostname: str) -> None:
+        """Another copy of `role` that registers as `hostname`, as if on another ECS task."""
+        env = {
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.e2e.fakehost.name",
+            "E2E_FAKE_HOSTNAME": hostname,
+            "PYTHONPATH": str(REPO),
+        }
+        self._spawn(name, [str(BIN / "airflow"), *ROLES[role]], env)
+
+    def stop_process(self, name: str) -> None:
+        _stop_group(self.processes.pop(name), name)
 
     # -- talking to it -------------------------------------------------------------
 

@@ -29,10 +29,10 @@ def probe(stack, role: str, *args: str, **env: str) -> tuple[int, str, float]:
     return result.returncode, lines[0], time.monotonic() - started
 
 
-def wait_for_code(stack, role: str, code: int, timeout: float) -> tuple[str, float]:
+def wait_for_code(stack, role: str, code: int, timeout: float, hostname: str | None = None):
     started = time.monotonic()
     while True:
-        got, line, _ = probe(stack, role)
+        got, line, _ = probe(stack, role, *(["--hostname", hostname] if hostname else []))
         if got == code:
             return line, time.monotonic() - started
         if time.monotonic() - started > timeout:
@@ -121,22 +121,35 @@ def test_no_flapping_while_the_stack_works(soak):
     assert soak.false_alarms == []
 
 
-def test_killed_or_frozen_components_turn_unhealthy_within_their_threshold(stack):
-    process = {"worker": "celery-worker"}  # role -> the stack's process name
-    frozen = ("dag-processor", "triggerer", "worker", "api-server")
+PROCESS = {"worker": "celery-worker"}  # role -> the stack's process name
+HEARTBEAT_ROLES = ("dag-processor", "triggerer", "worker")  # threshold 30 s at the 5 s pace
+OTHER_HOST = "other-task.internal"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGSTOP], ids=["killed", "frozen"])
+def test_killed_or_frozen_components_turn_unhealthy_within_their_threshold(stack, signum):
+    """Every role at once; a second dag-processor on another host stays healthy meanwhile
+    and never makes this host's dead one look alive."""
+    stack.start_as_other_host("dag-processor-2", "dag-processor", OTHER_HOST)
+    roles = ("api-server", "scheduler", *HEARTBEAT_ROLES)
     try:
-        for role in frozen:
-            stack.signal(process.get(role, role), signal.SIGSTOP)
-        stack.signal("scheduler", signal.SIGKILL)
-        for role in ("scheduler", "api-server"):  # no answer: unhealthy within the probe's timeout
+        wait_for_code(stack, "dag-processor", 0, timeout=90, hostname=OTHER_HOST)
+        for role in roles:
+            stack.signal(PROCESS.get(role, role), signum)
+        for role in ("api-server", "scheduler"):  # gone or frozen: no answer within the timeout
             code, line, seconds = probe(stack, role, "--timeout", "3")
             assert code == 1 and seconds < 6, (role, line)
-        for role in ("dag-processor", "triggerer", "worker"):  # threshold 30 s at the 5 s pace
+        for role in HEARTBEAT_ROLES:
             line, seconds = wait_for_code(stack, role, 1, timeout=45)
-            print(f"{role}: unhealthy after {seconds:.0f}s: {line}")
+            print(f"{signal.Signals(signum).name} {role}: unhealthy after {seconds:.0f}s: {line}")
+        code, line, _ = probe(stack, "dag-processor", "--hostname", OTHER_HOST)
+        assert code == 0, line
     finally:
-        for role in frozen:
-            stack.signal(process.get(role, role), signal.SIGCONT)
-        stack.restart("scheduler")
+        for role in roles:
+            if signum == signal.SIGSTOP:
+                stack.signal(PROCESS.get(role, role), signal.SIGCONT)
+            else:
+                stack.restart(PROCESS.get(role, role))
+        stack.stop_process("dag-processor-2")
     for role in ROLES:
         wait_for_code(stack, role, 0, timeout=120)
