@@ -254,6 +254,10 @@ class LocalStack:
         }
         self._spawn(name, [str(BIN / "airflow"), *ROLES[role]], env)
 
+    def start_with_env(self, role: str, env: dict[str, str]) -> None:
+        """(Re)start a stopped component of the stack with some settings overridden."""
+        self._spawn(role, [str(BIN / "airflow"), *ROLES[role]], env)
+
     def stop_process(self, name: str) -> None:
         _stop_group(self.processes.pop(name), name)
 

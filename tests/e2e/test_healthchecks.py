@@ -9,6 +9,7 @@ import pytest
 
 from tests.e2e.conftest import SOAK_ROLES, SOAK_SECONDS
 from tests.e2e.stack import BIN
+from tests.support.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.e2e
 ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "worker", "s3sync")
@@ -153,3 +154,21 @@ def test_killed_or_frozen_components_turn_unhealthy_within_their_threshold(stack
         stack.stop_process("dag-processor-2")
     for role in ROLES:
         wait_for_code(stack, role, 0, timeout=120)
+
+
+def test_a_scheduler_that_loses_its_database_turns_unhealthy(stack):
+    """The scheduler's health server goes 503 (or away) once its heartbeat cannot reach the DB."""
+    proxy = TcpProxy(5432)
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:{proxy.port}/{stack.database}"
+    stack.stop_process("scheduler")
+    stack.start_with_env("scheduler", {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url})
+    try:
+        wait_for_code(stack, "scheduler", 0, timeout=120)
+        proxy.cut()
+        line, seconds = wait_for_code(stack, "scheduler", 1, timeout=60)
+        print(f"scheduler without its DB: unhealthy after {seconds:.0f}s: {line}")
+    finally:
+        proxy.close()
+        stack.stop_process("scheduler")
+        stack.start_with_env("scheduler", {})
+    wait_for_code(stack, "scheduler", 0, timeout=120)
