@@ -274,3 +274,27 @@ def test_waiting_for_a_first_release_is_healthy_and_not_backed_off(tmp_path, sou
         finally:
             sidecar.send_signal(signal.SIGTERM)
             sidecar.wait(20)
+
+
+def test_a_frozen_sidecar_turns_unhealthy_once_its_stall_bound_passes(tmp_path, source):
+    publish(source, write_tree(tmp_path / "src", {"a.py": "a"}))
+    status_file = tmp_path / "status.json"
+    command = [sys.executable, "-m", "s3sync", "run", "--source", source, "--target", str(tmp_path / "root")]
+    command += ["--interval", "1", "--status-file", str(status_file), "--no-metrics"]
+    with open(tmp_path / "out.log", "w") as log:
+        sidecar = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: status_file.exists() and status.judge(status_file, 300)[0])
+            sidecar.send_signal(signal.SIGSTOP)
+            frozen_at = time.time()
+            time.sleep(2.5)
+            beat = status.read(status_file).heartbeat_at
+            assert beat <= frozen_at  # a frozen loop writes nothing
+            bound = status.stall_bound(1)  # 60 s: three polls, never under a minute
+            assert status.judge(status_file, 300, now=frozen_at + bound - 5)[0]
+            ok, line = status.judge(status_file, 300, now=beat + bound + 1)
+            assert not ok and "sync loop stalled" in line
+        finally:
+            sidecar.send_signal(signal.SIGCONT)
+            sidecar.send_signal(signal.SIGTERM)
+            sidecar.wait(20)
