@@ -38,7 +38,9 @@ class Soak(threading.Thread):
             **self.stack.process_env(),
             "S3SYNC_STATUS_FILE": str(self.stack.workdir / "s3sync-status.json"),
         }
-        while not self.halt.wait(self.every):
+        next_round = time.monotonic() + self.every
+        while not self.halt.wait(max(0.0, next_round - time.monotonic())):  # every 5 s, start to start
+            next_round += self.every
             for role in SOAK_ROLES:
                 result = subprocess.run(
                     [str(BIN / "healthcheck"), role], capture_output=True, text=True, env=env, timeout=30
