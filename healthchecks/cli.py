@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-from healthchecks import MISCONFIGURED, UNHEALTHY, Misconfigured, Verdict
+from healthchecks import HEALTHY, MISCONFIGURED, UNHEALTHY, Misconfigured, Verdict
 
 ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "worker", "s3sync")
 
@@ -34,13 +34,14 @@ def probe_for(role: str, hostname: str | None):
 
 
 def _s3sync(timeout: float) -> Verdict:
+    """`s3sync health` with the same settings: the sidecar's status file."""
     from pathlib import Path
 
-    from s3sync.status import judge
+    from s3sync.status import DEFAULT_MAX_AGE, DEFAULT_STATUS_FILE, judge
 
-    status_file = Path(os.environ.get("S3SYNC_STATUS_FILE", "/tmp/s3sync/status.json"))
-    healthy, line = judge(status_file, float(os.environ.get("S3SYNC_HEALTH_MAX_AGE", "300")))
-    return Verdict(0 if healthy else UNHEALTHY, line)
+    status_file = Path(os.environ.get("S3SYNC_STATUS_FILE", DEFAULT_STATUS_FILE))
+    healthy, line = judge(status_file, float(os.environ.get("S3SYNC_HEALTH_MAX_AGE", DEFAULT_MAX_AGE)))
+    return Verdict(HEALTHY if healthy else UNHEALTHY, line)
 
 
 def parse(argv: list[str]) -> tuple[str, float, str | None]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from s3sync import __version__
 from s3sync.remote import MODES
+from s3sync.status import DEFAULT_MAX_AGE, DEFAULT_STATUS_FILE
 
 
 def number(kind: type, minimum: float, inclusive: bool):
@@ -63,7 +64,7 @@ STATUS_FILE = Flag(
     "--status-file",
     "S3SYNC_STATUS_FILE",
     "where the sync loop records its health",
-    "/tmp/s3sync/status.json",
+    str(DEFAULT_STATUS_FILE),
     Path,
 )
 
@@ -165,7 +166,11 @@ SYNC_ONCE = Flag(
 HEALTH = (
     STATUS_FILE,
     Flag(
-        "--max-age", "S3SYNC_HEALTH_MAX_AGE", "seconds since the last successful poll", "300", POSITIVE_FLOAT
+        "--max-age",
+        "S3SYNC_HEALTH_MAX_AGE",
+        "seconds since the last successful poll",
+        f"{DEFAULT_MAX_AGE:g}",
+        POSITIVE_FLOAT,
     ),
 )
 

@@ -15,7 +15,6 @@ import os
 import secrets
 import shutil
 import socket
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -166,7 +165,3 @@ class Layout:
             os.rename(self.release_dir(release), doomed)
         (self.manifests / f"{release}.json").unlink(missing_ok=True)
         shutil.rmtree(doomed, ignore_errors=True)
-
-
-def now() -> float:
-    return time.time()

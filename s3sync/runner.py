@@ -19,7 +19,7 @@ MAX_BACKOFF = 300.0
 @dataclass(frozen=True)
 class LoopSettings:
     interval: float = 10.0
-    status_file: Path = Path("/tmp/s3sync/status.json")
+    status_file: Path = status.DEFAULT_STATUS_FILE
     metrics_interval: float = 60.0
     emit_metrics: bool = True
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from s3sync.layout import write_atomic
 
+DEFAULT_STATUS_FILE = Path("/tmp/s3sync/status.json")
+DEFAULT_MAX_AGE = 300.0  # seconds since the last successful poll
+
 
 @dataclass
 class Status:
