@@ -55,30 +55,15 @@ def main() -> None:
         env = stack.process_env()
         host = socket.gethostname()
         probe = [str(BIN / "python"), "-m", "healthchecks"]  # what the image's HEALTHCHECK runs
-        airflow = [str(BIN / "airflow")]
-        rows = [
-            ("api-server", [*probe, "api-server"], None),
-            (
-                "scheduler",
-                [*probe, "scheduler"],
-                [*airflow, "jobs", "check", "--job-type", "SchedulerJob", "--local"],
-            ),
-            (
-                "dag-processor",
-                [*probe, "dag-processor"],
-                [*airflow, "jobs", "check", "--job-type", "DagProcessorJob", "--local"],
-            ),
-            (
-                "triggerer",
-                [*probe, "triggerer"],
-                [*airflow, "jobs", "check", "--job-type", "TriggererJob", "--local"],
-            ),
-            (
-                "worker",
-                [*probe, "worker"],
-                [str(BIN / "celery"), "--app", CELERY_APP, "inspect", "ping", "-d", f"celery@{host}"],
-            ),
-        ]
+        jobs_check = [str(BIN / "airflow"), "jobs", "check", "--local", "--job-type"]
+        standard = {  # role -> the usual probe
+            "scheduler": [*jobs_check, "SchedulerJob"],
+            "dag-processor": [*jobs_check, "DagProcessorJob"],
+            "triggerer": [*jobs_check, "TriggererJob"],
+            "worker": [str(BIN / "celery"), "--app", CELERY_APP, "inspect", "ping", "-d", f"celery@{host}"],
+        }
+        roles = ("api-server", "scheduler", "dag-processor", "triggerer", "worker")
+        rows = [(role, [*probe, role], standard.get(role)) for role in roles]
         time.sleep(15)  # let every component heartbeat at least once
         print(f"\nmedians of {args.runs} runs; CPU = user + system seconds\n")
         print(
