@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -13,7 +12,7 @@ from s3sync.client import ClientSettings, make_client
 from s3sync.errors import BadInput, PublishConflict
 from s3sync.location import S3Location
 from s3sync.publish import Publisher
-from tests.support.trees import cli, write_tree
+from tests.support.trees import cli, wait_for, write_tree
 
 
 def publisher(source: str) -> Publisher:
@@ -199,13 +198,11 @@ def test_watch_republishes_after_edits(tmp_path, s3, bucket, source):
 
 
 def wait_for_latest(s3, bucket, predicate, timeout: float = 30) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def matching() -> dict | None:
         try:
             doc = latest(s3, bucket)
-            if predicate(doc):
-                return doc
         except s3.exceptions.NoSuchKey:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("LATEST.json did not reach the expected state")
+            return None
+        return doc if predicate(doc) else None
+
+    return wait_for(matching, timeout, step=0.1, what="LATEST.json to reach the expected state")

@@ -3,8 +3,6 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 from s3sync import status
@@ -16,8 +14,11 @@ from tests.support.trees import (
     cli_process,
     live_snapshot,
     make_syncer,
+    sidecar_errors,
     snapshot,
     staging_entries,
+    start_sidecar,
+    stop_sidecar,
     tree_digests,
     wait_for,
     write_tree,
@@ -84,23 +85,19 @@ def test_run_loop_idle_polls_are_single_conditional_gets(tmp_path, source, s3_se
     publish(source, write_tree(tmp_path / "src", many_files(50)))
     target = tmp_path / "root"
     status_file = tmp_path / "status.json"
-    command = [sys.executable, "-m", "s3sync", "run", "--source", source, "--target", str(target)]
-    command += ["--interval", "0.2", "--status-file", str(status_file)]
-    with open(tmp_path / "out.log", "w") as log:
-        sidecar = subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, text=True)
-        try:
-            wait_for(lambda: (target / "current").exists())
-            s3_server.reset()
-            time.sleep(2.0)
-            idle = s3_server.requests()
-            assert len(idle) >= 5
-            assert all(r[0] == "GET" and r[1].endswith("/LATEST.json") and r[3] == 304 for r in idle), idle
-            assert cli("health", "--status-file", status_file) == 0
-        finally:
-            sidecar.send_signal(signal.SIGTERM)
-            err = sidecar.communicate(timeout=20)[1]
-    assert sidecar.returncode == 0, err
-    lines = [json.loads(line) for line in (tmp_path / "out.log").read_text().splitlines()]
+    sidecar = start_sidecar(source, target, status_file, "--interval", "0.2", metrics=True)
+    try:
+        wait_for(lambda: (target / "current").exists())
+        s3_server.reset()
+        time.sleep(2.0)
+        idle = s3_server.requests()
+        assert len(idle) >= 5
+        assert all(r[0] == "GET" and r[1].endswith("/LATEST.json") and r[3] == 304 for r in idle), idle
+        assert cli("health", "--status-file", status_file) == 0
+    finally:
+        out = stop_sidecar(sidecar)
+    assert sidecar.returncode == 0, sidecar_errors(sidecar)
+    lines = [json.loads(line) for line in out.splitlines()]
     assert any(line.get("event") == "release live" for line in lines)
     emf = [line for line in lines if "_aws" in line]
     assert any("SyncDuration" in line and "FilesChanged" in line for line in emf)
@@ -257,44 +254,35 @@ def test_auto_mode_never_serves_a_half_published_prefix(tmp_path, s3, bucket, so
 
 def test_waiting_for_a_first_release_is_healthy_and_not_backed_off(tmp_path, source):
     target, status_file = tmp_path / "root", tmp_path / "status.json"
-    command = [sys.executable, "-m", "s3sync", "run", "--source", source, "--target", str(target)]
-    command += ["--interval", "0.2", "--status-file", str(status_file), "--no-metrics"]
-    with open(tmp_path / "out.log", "w") as log:
-        sidecar = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_for(status_file.exists)
-            time.sleep(3)  # 15 empty polls: a failure backoff would now wait 3 s or more
-            ok, line = status.judge(status_file, 300)
-            assert ok and "no release published yet" in line, line
-            release = publish(source, write_tree(tmp_path / "src", {"a.py": "a"}))
-            published = time.monotonic()
-            wait_for(lambda: (target / "current").exists(), timeout=10)
-            assert time.monotonic() - published < 2.5  # a failure backoff would take 3 s or more
-            assert os.readlink(target / "current").endswith(release)
-        finally:
-            sidecar.send_signal(signal.SIGTERM)
-            sidecar.wait(20)
+    sidecar = start_sidecar(source, target, status_file, "--interval", "0.2")
+    try:
+        wait_for(status_file.exists)
+        time.sleep(3)  # 15 empty polls: a failure backoff would now wait 3 s or more
+        ok, line = status.judge(status_file, 300)
+        assert ok and "no release published yet" in line, line
+        release = publish(source, write_tree(tmp_path / "src", {"a.py": "a"}))
+        published = time.monotonic()
+        wait_for(lambda: (target / "current").exists(), timeout=10)
+        assert time.monotonic() - published < 2.5  # a failure backoff would take 3 s or more
+        assert os.readlink(target / "current").endswith(release)
+    finally:
+        stop_sidecar(sidecar)
 
 
 def test_a_frozen_sidecar_turns_unhealthy_once_its_stall_bound_passes(tmp_path, source):
     publish(source, write_tree(tmp_path / "src", {"a.py": "a"}))
     status_file = tmp_path / "status.json"
-    command = [sys.executable, "-m", "s3sync", "run", "--source", source, "--target", str(tmp_path / "root")]
-    command += ["--interval", "1", "--status-file", str(status_file), "--no-metrics"]
-    with open(tmp_path / "out.log", "w") as log:
-        sidecar = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_for(lambda: status_file.exists() and status.judge(status_file, 300)[0])
-            sidecar.send_signal(signal.SIGSTOP)
-            frozen_at = time.time()
-            time.sleep(2.5)
-            beat = status.read(status_file).heartbeat_at
-            assert beat <= frozen_at  # a frozen loop writes nothing
-            bound = status.stall_bound(1)  # 60 s: three polls, never under a minute
-            assert status.judge(status_file, 300, now=frozen_at + bound - 5)[0]
-            ok, line = status.judge(status_file, 300, now=beat + bound + 1)
-            assert not ok and "sync loop stalled" in line
-        finally:
-            sidecar.send_signal(signal.SIGCONT)
-            sidecar.send_signal(signal.SIGTERM)
-            sidecar.wait(20)
+    sidecar = start_sidecar(source, tmp_path / "root", status_file, "--interval", "1")
+    try:
+        wait_for(lambda: status_file.exists() and status.judge(status_file, 300)[0])
+        sidecar.send_signal(signal.SIGSTOP)
+        frozen_at = time.time()
+        time.sleep(2.5)
+        beat = status.read(status_file).heartbeat_at
+        assert beat <= frozen_at  # a frozen loop writes nothing
+        bound = status.stall_bound(1)  # 60 s: three polls, never under a minute
+        assert status.judge(status_file, 300, now=frozen_at + bound - 5)[0]
+        ok, line = status.judge(status_file, 300, now=beat + bound + 1)
+        assert not ok and "sync loop stalled" in line
+    finally:
+        stop_sidecar(sidecar)

@@ -4,8 +4,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,7 +12,14 @@ from s3sync.client import ClientSettings, make_client
 from s3sync.location import S3Location
 from s3sync.publish import Publisher
 from tests.support.readers import TreeWatcher, numbered_tree, read_tree, which_release
-from tests.support.trees import cli_process, staging_entries, wait_for, write_tree
+from tests.support.trees import (
+    cli_process,
+    staging_entries,
+    start_sidecar,
+    stop_sidecar,
+    wait_for,
+    write_tree,
+)
 
 
 def test_reader_check_detects_mixed_and_partial_trees(tmp_path):
@@ -46,40 +51,6 @@ class Releases:
         return release
 
 
-def start_sidecar(source, target, status_file, *extra) -> subprocess.Popen:
-    """A sidecar process logging to a file next to its status file (a pipe could fill and block it)."""
-    log = open(f"{status_file}.log", "a")  # noqa: SIM115 - lives as long as the process
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "s3sync",
-            "run",
-            "--source",
-            source,
-            "--target",
-            str(target),
-            "--status-file",
-            str(status_file),
-            "--no-metrics",
-            *map(str, extra),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    process.log_path = f"{status_file}.log"
-    log.close()
-    return process
-
-
-def stop_sidecar(process: subprocess.Popen) -> str:
-    process.send_signal(signal.SIGTERM)
-    process.wait(30)
-    with open(process.log_path) as f:
-        return f.read()
-
-
 def live_release(target) -> str | None:
     try:
         return os.readlink(target / "current").rsplit("/", 1)[-1]
@@ -88,11 +59,7 @@ def live_release(target) -> str | None:
 
 
 def wait_live(target, release: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while live_release(target) != release:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{release} did not go live")
-        time.sleep(0.005)
+    wait_for(lambda: live_release(target) == release, timeout, step=0.005, what=f"{release} to go live")
 
 
 @pytest.mark.slow

@@ -34,10 +34,7 @@ class Soak(threading.Thread):
         self.halt = threading.Event()
 
     def run(self) -> None:
-        env = {
-            **self.stack.process_env(),
-            "S3SYNC_STATUS_FILE": str(self.stack.workdir / "s3sync-status.json"),
-        }
+        env = self.stack.process_env()
         next_round = time.monotonic() + self.every
         while not self.halt.wait(max(0.0, next_round - time.monotonic())):  # every 5 s, start to start
             next_round += self.every

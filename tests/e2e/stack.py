@@ -78,7 +78,6 @@ class LocalStack:
             self._migrate()
             # s3sync with its defaults (10 s polls), as the ECS sidecar runs it
             sidecar = ["run", "--source", DAGS_URL, "--target", str(self.root)]
-            sidecar += ["--status-file", str(self.workdir / "s3sync-status.json")]
             self._spawn("s3sync", [str(BIN / "s3sync"), *sidecar])
             for role, args in ROLES.items():
                 self._spawn(role, [str(BIN / "airflow"), *args])
@@ -187,6 +186,8 @@ class LocalStack:
         self.env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
+                # where the sidecar keeps its status, and where `s3sync health` and the probe read it
+                "S3SYNC_STATUS_FILE": str(self.workdir / "s3sync-status.json"),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.root / "current"),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
                 "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
@@ -369,7 +370,7 @@ def main() -> None:
     )
     print(f"logs        {stack.logs}\nCtrl-C stops everything and removes what it made.", flush=True)
     try:
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops it like Ctrl-C
         while True:
             stack.check_processes()
             time.sleep(2)

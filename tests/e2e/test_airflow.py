@@ -11,19 +11,19 @@ import pytest
 
 from tests.e2e import dags
 from tests.e2e.stack import BIN, BUCKET
+from tests.support.trees import wait_for
 
 pytestmark = pytest.mark.e2e
 
 
 def wait(predicate, timeout: float, what: str, stack, step: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """wait_for, failing at once if a component of the stack has died meanwhile."""
+
+    def ready():
         stack.check_processes()
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        return predicate()
+
+    return wait_for(ready, timeout, step, what)
 
 
 def dag_or_none(stack, dag_id: str) -> dict | None:
@@ -59,9 +59,7 @@ def test_published_dag_runs_on_celery_reads_secrets_and_logs_to_s3(stack, tmp_pa
     )
     assert state == "success", stack.log_tail("celery-worker")
     health = subprocess.run(
-        [str(BIN / "s3sync"), "health", "--status-file", str(stack.workdir / "s3sync-status.json")],
-        capture_output=True,
-        text=True,
+        [str(BIN / "s3sync"), "health"], capture_output=True, text=True, env=stack.process_env()
     )
     assert health.returncode == 0 and health.stdout.startswith("healthy: release"), health.stdout
 

@@ -16,11 +16,7 @@ ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "worker", "s3s
 
 
 def probe(stack, role: str, *args: str, **env: str) -> tuple[int, str, float]:
-    environment = {
-        **stack.process_env(),
-        "S3SYNC_STATUS_FILE": str(stack.workdir / "s3sync-status.json"),
-        **env,
-    }
+    environment = {**stack.process_env(), **env}
     started = time.monotonic()
     result = subprocess.run(
         [str(BIN / "healthcheck"), role, *args], capture_output=True, text=True, env=environment, timeout=60

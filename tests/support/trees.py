@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -75,9 +76,36 @@ def make_syncer(source: str, target: Path, pinned: str | None = None, mode: str 
     return syncer
 
 
-def wait_for(predicate, timeout: float = 30, step: float = 0.001) -> None:
+def wait_for(predicate, timeout: float = 30, step: float = 0.001, what: str = "condition"):
+    """Poll until `predicate()` is truthy, and return that value."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not (value := predicate()):
         if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(step)
+    return value
+
+
+def start_sidecar(source: str, target: Path, status_file: Path, *extra, metrics: bool = False):
+    """`s3sync run` as its own process. stdout goes to STATUS_FILE.log and stderr to
+    STATUS_FILE.err (files, not pipes: a full pipe would block the sidecar)."""
+    command = [sys.executable, "-m", "s3sync", "run", "--source", source, "--target", str(target)]
+    command += ["--status-file", str(status_file), *([] if metrics else ["--no-metrics"]), *map(str, extra)]
+    with open(f"{status_file}.log", "a") as out, open(f"{status_file}.err", "a") as err:
+        process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+    process.status_file = status_file
+    return process
+
+
+def stop_sidecar(process: subprocess.Popen) -> str:
+    """SIGTERM (thawing a frozen one first), wait, and return what it wrote to stdout."""
+    process.send_signal(signal.SIGCONT)
+    process.send_signal(signal.SIGTERM)
+    process.wait(30)
+    with open(f"{process.status_file}.log") as out:
+        return out.read()
+
+
+def sidecar_errors(process: subprocess.Popen) -> str:
+    with open(f"{process.status_file}.err") as err:
+        return err.read()
