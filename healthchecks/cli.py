@@ -1,7 +1,9 @@
 """healthcheck ROLE [--timeout SECONDS] [--hostname NAME]
 
 Exit 0 healthy, 1 unhealthy, 2 misconfigured; always one line on stdout.
-ROLE: api-server, scheduler, dag-processor, triggerer, worker, s3sync.
+ROLE: api-server, scheduler, dag-processor, triggerer, worker, s3sync, or auto: the role
+the image's entrypoint wrote to $AIRFLOW_ROLE_FILE (default /tmp/airflow-role; empty
+for a one-off or pass-through command, which is healthy).
 --timeout   seconds before the probe gives up [env HEALTHCHECK_TIMEOUT; default 10]
 --hostname  whose heartbeat counts (dag-processor, triggerer) [env HEALTHCHECK_HOSTNAME;
             default: what Airflow's default hostname_callable returns here]
@@ -14,6 +16,8 @@ import sys
 from healthchecks import HEALTHY, MISCONFIGURED, UNHEALTHY, Misconfigured, Verdict
 
 ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "worker", "s3sync")
+ROLE_FILE = "AIRFLOW_ROLE_FILE"
+DEFAULT_ROLE_FILE = "/tmp/airflow-role"
 
 
 def probe_for(role: str, hostname: str | None):
@@ -59,7 +63,7 @@ def parse(argv: list[str]) -> tuple[str, float, str | None]:
             timeout = args.pop(0)
         elif arg == "--hostname":
             hostname = args.pop(0)
-        elif role is None and arg in ROLES:
+        elif role is None and (arg in ROLES or arg == "auto"):
             role = arg
         else:
             raise Misconfigured(f"unexpected argument {arg!r} (roles: {', '.join(ROLES)})")
@@ -77,11 +81,27 @@ def parse(argv: list[str]) -> tuple[str, float, str | None]:
 def main(argv: list[str] | None = None) -> int:
     try:
         role, timeout, hostname = parse(sys.argv[1:] if argv is None else argv)
-        verdict = run(probe_for(role, hostname), timeout)
+        role = role_from_file() if role == "auto" else role
+        if role:
+            verdict = run(probe_for(role, hostname), timeout)
+        else:
+            verdict = Verdict(HEALTHY, "healthy: a one-off or pass-through command, nothing to probe")
     except Misconfigured as exc:
         verdict = Verdict(MISCONFIGURED, f"misconfigured: {exc}")
     print(verdict.line, flush=True)
     return verdict.code
+
+
+def role_from_file() -> str:
+    path = os.environ.get(ROLE_FILE, DEFAULT_ROLE_FILE)
+    try:
+        with open(path) as file:
+            role = file.read().strip()
+    except FileNotFoundError:
+        raise Misconfigured(f"no role file {path}: not started by airflow-entrypoint") from None
+    if role and role not in ROLES:
+        raise Misconfigured(f"{path} names no role: {role!r}")
+    return role
 
 
 def run(probe, timeout: float) -> Verdict:

@@ -1,0 +1,52 @@
+"""Settings every Airflow component must share, checked before anything starts.
+
+Outside local mode a component started without `[api_auth] jwt_secret` or
+`[core] fernet_key` would make up its own: tokens signed by one component would be
+refused by the next, and connections encrypted by one unreadable by another. Refuse.
+"""
+
+import os
+from urllib.parse import urlsplit
+
+from entrypoint import ConfigError
+from healthchecks import Misconfigured
+from healthchecks.airflow_config import setting
+
+SHARED_SECRETS = (("api_auth", "jwt_secret"), ("core", "fernet_key"))
+
+
+def check_shared_secrets(local_mode: bool) -> None:
+    if local_mode:
+        return
+    missing = [env_name(section, key) for section, key in SHARED_SECRETS if not _is_set(section, key)]
+    if missing:
+        raise ConfigError(
+            f"{' and '.join(missing)} not set: every component must share them "
+            "(inject them from Secrets Manager; AIRFLOW_LOCAL_MODE=true only for local use)"
+        )
+
+
+def check_execution_api_url() -> str:
+    """Workers reach the metadata DB only through this URL; it must be a full http(s) URL."""
+    url = _setting("core", "execution_api_server_url") or ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        name = env_name("core", "execution_api_server_url")
+        raise ConfigError(f"{name} must be the api-server's http(s)://host:port/execution/ URL: {url!r}")
+    return url
+
+
+def env_name(section: str, key: str) -> str:
+    return f"AIRFLOW__{section.upper()}__{key.upper()}"
+
+
+def _is_set(section: str, key: str) -> bool:
+    # A `_SECRET` variable names a secrets-backend entry Airflow resolves itself.
+    return bool(os.environ.get(env_name(section, key) + "_SECRET") or _setting(section, key))
+
+
+def _setting(section: str, key: str) -> str | None:
+    try:
+        return setting(section, key)
+    except Misconfigured as exc:
+        raise ConfigError(str(exc)) from None
