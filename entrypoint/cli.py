@@ -5,7 +5,7 @@ Roles (the container's command):
                     wait for the database, then run that Airflow component
   db-migrate        wait for the database, migrate it, create the admin user if
                     AIRFLOW_ADMIN_USERNAME/_PASSWORD are set (FAB auth manager), exit
-  airflow ... | bash ... | sh ... | python ...
+  any other command (airflow ..., bash, python, id, ...)
                     run as given (after the same URL building, without the checks)
 
 Before a role starts: settings from $AIRFLOW_HOME/airflow.env fill what the environment
@@ -24,6 +24,7 @@ Exit codes: 2 bad configuration, 1 the database refused or never answered; other
 """
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from entrypoint.connections import SQL_ALCHEMY_CONN, settings_from_parts
 from entrypoint.database import wait_for_database
 from entrypoint.envfile import read_env_file
 from entrypoint.required import check_execution_api_url, check_shared_secrets
-from entrypoint.roles import LONG_RUNNING, PASS_THROUGH, ROLES, db_migrate
+from entrypoint.roles import LONG_RUNNING, ROLES, db_migrate
 from entrypoint.values import boolean, seconds
 from entrypoint.worker import DEFAULT_STOP_TIMEOUT, run_worker
 from healthchecks.airflow_config import setting
@@ -52,10 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args else 2
     role, extra = args[0], args[1:]
     try:
-        if role not in ROLES and role not in PASS_THROUGH:
-            raise ConfigError(f"unknown role {role!r}; roles: {', '.join(ROLES)} (or airflow, bash, python)")
+        if role not in ROLES and not shutil.which(role):
+            raise ConfigError(f"{role!r} is neither a role ({', '.join(ROLES)}) nor a command")
         prepare_environment()
-        if role in PASS_THROUGH:
+        if role not in ROLES:
             write_role_file("")
             os.execvp(role, args)
         check_shared_secrets(local_mode())

@@ -15,7 +15,6 @@ LONG_RUNNING = {
 }
 ONE_OFF = ("db-migrate",)
 ROLES = (*LONG_RUNNING, *ONE_OFF)
-PASS_THROUGH = ("airflow", "bash", "sh", "python", "python3")
 FAB_AUTH_MANAGER = "FabAuthManager"
 
 
