@@ -13,8 +13,6 @@ from tests.containers.docker import build_images, docker
 from tests.containers.stack import ContainerStack
 from tests.e2e.stack import free_port
 
-pytestmark = pytest.mark.container
-
 
 @pytest.fixture(scope="session")
 def images() -> str:

@@ -42,7 +42,8 @@ def run(
     image: str, *command: str, env: dict[str, str] | None = None, options: tuple[str, ...] = (), timeout=120
 ):
     """A one-off container, removed afterwards: (exit code, stdout, stderr, seconds)."""
-    args = ["run", "--rm", "--network", "host", "--label", LABEL, *options]
+    network = () if "--network" in options else ("--network", "host")
+    args = ["run", "--rm", *network, "--label", LABEL, *options]
     for key, value in (env or {}).items():
         args += ["-e", f"{key}={value}"]
     started = time.monotonic()
