@@ -86,7 +86,7 @@ def prepare_environment() -> None:
     if env_file.exists():
         for key, value in read_env_file(env_file).items():
             os.environ.setdefault(key, value)
-    os.environ.update(settings_from_parts(os.environ, local_mode()))
+    os.environ.update(settings_from_parts(os.environ, local_mode()))  # healthchecks/cli.py does the same
 
 
 def database_setting() -> str:

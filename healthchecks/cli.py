@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         role, timeout, hostname = parse(sys.argv[1:] if argv is None else argv)
         role = role_from_file() if role == "auto" else role
+        use_settings_from_parts()
         if role:
             verdict = run(probe_for(role, hostname), timeout)
         else:
@@ -90,6 +91,23 @@ def main(argv: list[str] | None = None) -> int:
         verdict = Verdict(MISCONFIGURED, f"misconfigured: {exc}")
     print(verdict.line, flush=True)
     return verdict.code
+
+
+def use_settings_from_parts() -> None:
+    """The image's entrypoint builds the database and broker URLs from the parts ECS injects
+    (AIRFLOW_DB_*, AIRFLOW_REDIS_*); a probe runs beside it with the container's environment,
+    so it builds the same URLs the same way."""
+    if not any(name.startswith(("AIRFLOW_DB_", "AIRFLOW_REDIS_")) for name in os.environ):
+        return
+    from entrypoint import ConfigError
+    from entrypoint.connections import settings_from_parts
+    from entrypoint.values import boolean
+
+    try:
+        local_mode = boolean(os.environ, "AIRFLOW_LOCAL_MODE", default=False)
+        os.environ.update(settings_from_parts(os.environ, local_mode))
+    except ConfigError as exc:
+        raise Misconfigured(str(exc)) from None
 
 
 def role_from_file() -> str:

@@ -222,3 +222,22 @@ def test_both_images_lock_the_same_versions_of_what_they_share():
 
     airflow, s3sync = pins("images/airflow/requirements.lock"), pins("images/s3sync/requirements.lock")
     assert s3sync and all(airflow[name] == version for name, version in s3sync.items())
+
+
+def test_probes_build_the_urls_from_the_same_parts(tmp_path):
+    """ECS runs a health check with the container's environment: the parts, not the URLs."""
+    alive = tmp_path / "alive"
+    alive.touch()
+    env = {
+        "PATH": os.environ["PATH"],
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW_WORKER_LIVENESS_FILE": str(alive),
+        "AIRFLOW_REDIS_HOST": "127.0.0.1",
+        "AIRFLOW_REDIS_TLS": "false",
+    }
+    probe = [sys.executable, "-m", "healthchecks", "worker"]
+    result = subprocess.run(probe, env=env, capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0 and "broker answers" in result.stdout, result.stdout
+    env["AIRFLOW_REDIS_PORT"] = "nope"
+    result = subprocess.run(probe, env=env, capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 2 and "AIRFLOW_REDIS_PORT must be a port number" in result.stdout
