@@ -99,11 +99,14 @@ def task_state(stack, run_id: str) -> str | None:
 
 
 def api(stack, method: str, path: str, body: dict):
+    """The REST API; SimpleAuthManager with all_admins hands out an admin token to a plain GET."""
+    with urllib.request.urlopen(f"{stack.api_url}/auth/token", timeout=30) as response:
+        token = json.loads(response.read())["access_token"]
     request = urllib.request.Request(
         f"{stack.api_url}{path}",
         method=method,
         data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
