@@ -99,8 +99,17 @@ def task_state(stack, run_id: str) -> str | None:
 
 
 def api(stack, method: str, path: str, body: dict):
-    """The REST API; SimpleAuthManager with all_admins hands out an admin token to a plain GET."""
-    with urllib.request.urlopen(f"{stack.api_url}/auth/token", timeout=30) as response:
+    """The REST API, as the admin whose password SimpleAuthManager generated into the
+    api-server's /tmp (the root filesystem is read-only)."""
+    generated = "/tmp/simple_auth_manager_passwords.json.generated"
+    password = json.loads(docker("exec", stack.name("api-server"), "cat", generated).stdout)["admin"]
+    login = urllib.request.Request(
+        f"{stack.api_url}/auth/token",
+        method="POST",
+        data=json.dumps({"username": "admin", "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(login, timeout=30) as response:
         token = json.loads(response.read())["access_token"]
     request = urllib.request.Request(
         f"{stack.api_url}{path}",
