@@ -29,6 +29,8 @@ import psycopg2
 import redis
 from cryptography.fernet import Fernet
 
+from entrypoint.envfile import read_env_file
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 BUCKET = "airflow-e2e"
@@ -328,13 +330,6 @@ class LocalStack:
         if result.returncode != 0:
             raise RuntimeError(f"publish failed: {result.stderr}")
         return result.stdout
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    pairs = (
-        line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#")
-    )
-    return {key.strip(): value.strip() for key, value in pairs}
 
 
 def _postgres():
