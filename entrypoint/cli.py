@@ -29,12 +29,12 @@ import sys
 from pathlib import Path
 
 from entrypoint import ConfigError, StartupError
-from entrypoint.connections import SQL_ALCHEMY_CONN, settings_from_parts
+from entrypoint.connections import SQL_ALCHEMY_CONN, apply_settings_from_parts
 from entrypoint.database import wait_for_database
 from entrypoint.envfile import read_env_file
 from entrypoint.required import check_execution_api_url, check_shared_secrets
 from entrypoint.roles import LONG_RUNNING, ROLES, db_migrate
-from entrypoint.values import boolean, seconds
+from entrypoint.values import local_mode, seconds
 from entrypoint.worker import DEFAULT_STOP_TIMEOUT, run_worker
 from healthchecks.airflow_config import setting
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         if role not in ROLES:
             write_role_file("")
             os.execvp(role, args)
-        check_shared_secrets(local_mode())
+        check_shared_secrets(local_mode(os.environ))
         if role != "db-migrate":
             check_execution_api_url()
         wait_timeout = seconds(os.environ, "AIRFLOW_DB_WAIT_TIMEOUT", DEFAULT_DB_WAIT)
@@ -86,7 +86,7 @@ def prepare_environment() -> None:
     if env_file.exists():
         for key, value in read_env_file(env_file).items():
             os.environ.setdefault(key, value)
-    os.environ.update(settings_from_parts(os.environ, local_mode()))  # healthchecks/cli.py does the same
+    apply_settings_from_parts(os.environ)
 
 
 def database_setting() -> str:
@@ -97,10 +97,6 @@ def database_setting() -> str:
             f"or {SQL_ALCHEMY_CONN}"
         )
     return url
-
-
-def local_mode() -> bool:
-    return boolean(os.environ, "AIRFLOW_LOCAL_MODE", default=False)
 
 
 def write_role_file(role: str) -> None:

@@ -15,11 +15,11 @@ setting both is an error, never a silent choice):
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from urllib.parse import quote
 
 from entrypoint import ConfigError
-from entrypoint.values import boolean, port
+from entrypoint.values import boolean, local_mode, port
 
 SQL_ALCHEMY_CONN = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
 BROKER_URL = "AIRFLOW__CELERY__BROKER_URL"
@@ -33,6 +33,12 @@ SECRET_FIELDS = {
     "username": "AIRFLOW_DB_USER",
     "password": "AIRFLOW_DB_PASSWORD",
 }
+
+
+def apply_settings_from_parts(env: MutableMapping[str, str]) -> None:
+    """Add the settings built from parts to `env`. The entrypoint does it before a role starts;
+    a health probe, which runs with the container's environment, does it again the same way."""
+    env.update(settings_from_parts(env, local_mode(env)))
 
 
 def settings_from_parts(env: Mapping[str, str], local_mode: bool) -> dict[str, str]:

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 
 from entrypoint import ConfigError
 
+LOCAL_MODE = "AIRFLOW_LOCAL_MODE"
 BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -14,6 +15,11 @@ def boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
     if text not in BOOLEANS:
         raise ConfigError(f"{name} must be true or false: {env[name]!r}")
     return BOOLEANS[text]
+
+
+def local_mode(env: Mapping[str, str]) -> bool:
+    """AIRFLOW_LOCAL_MODE=true: shared secrets may be missing, no TLS defaults."""
+    return boolean(env, LOCAL_MODE, default=False)
 
 
 def seconds(env: Mapping[str, str], name: str, default: float) -> float:

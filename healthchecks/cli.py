@@ -100,12 +100,10 @@ def use_settings_from_parts() -> None:
     if not any(name.startswith(("AIRFLOW_DB_", "AIRFLOW_REDIS_")) for name in os.environ):
         return
     from entrypoint import ConfigError
-    from entrypoint.connections import settings_from_parts
-    from entrypoint.values import boolean
+    from entrypoint.connections import apply_settings_from_parts
 
     try:
-        local_mode = boolean(os.environ, "AIRFLOW_LOCAL_MODE", default=False)
-        os.environ.update(settings_from_parts(os.environ, local_mode))
+        apply_settings_from_parts(os.environ)
     except ConfigError as exc:
         raise Misconfigured(str(exc)) from None
 

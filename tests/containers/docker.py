@@ -3,6 +3,7 @@
 DOCKER names the client (default docker). No engine is a failure, never a skip.
 """
 
+import json
 import os
 import subprocess
 import time
@@ -39,26 +40,31 @@ def build_images() -> str:
 
 
 def run(
-    image: str, *command: str, env: dict[str, str] | None = None, options: tuple[str, ...] = (), timeout=120
+    image: str,
+    *command: str,
+    env: dict[str, str] | None = None,
+    options: tuple[str, ...] = (),
+    label: str = LABEL,
+    timeout=120,
 ):
     """A one-off container, removed afterwards: (exit code, stdout, stderr, seconds)."""
     network = () if "--network" in options else ("--network", "host")
-    args = ["run", "--rm", *network, "--label", LABEL, *options]
-    for key, value in (env or {}).items():
-        args += ["-e", f"{key}={value}"]
+    args = ["run", "--rm", *network, "--label", label, *options, *env_args(env or {})]
     started = time.monotonic()
     result = docker(*args, image, *command, timeout=timeout, check=False)
     return result.returncode, result.stdout, result.stderr, time.monotonic() - started
 
 
-def state(name: str) -> dict:
-    import json
+def env_args(env: dict[str, str]) -> list[str]:
+    return [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
 
+
+def state(name: str) -> dict:
     return json.loads(docker("inspect", "-f", "{{json .State}}", name).stdout)
 
 
 def remove_labelled(value: str) -> None:
-    names = docker("ps", "-aq", "--filter", f"label={LABEL}={value}").stdout.split()
+    names = labelled(value)
     if names:
         docker("rm", "-f", *names, timeout=120)
 

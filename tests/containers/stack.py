@@ -19,8 +19,10 @@ from tests.containers.docker import (
     LABEL,
     S3SYNC_IMAGE,
     docker,
+    env_args,
     labelled,
     remove_labelled,
+    run,
     state,
 )
 from tests.e2e.stack import BUCKET, DAGS_URL, REDIS_HOST, REDIS_PORT, LocalStack, free_port
@@ -91,11 +93,12 @@ class ContainerStack(LocalStack):
 
     def run_once(self, *command: str, env: dict[str, str] | None = None, timeout: float = 600):
         """A one-off container of the Airflow image on this stack: (exit code, stdout, stderr)."""
-        args = ["run", "--rm", "--network", "host", "--label", f"{LABEL}={self.tag}", *READ_ONLY]
-        for key, value in {**self.env, **(env or {})}.items():
-            args += ["-e", f"{key}={value}"]
-        result = docker(*args, AIRFLOW_IMAGE, *command, timeout=timeout, check=False)
-        return result.returncode, result.stdout, result.stderr
+        env = {**self.env, **(env or {})}
+        label = f"{LABEL}={self.tag}"
+        code, out, err, _ = run(
+            AIRFLOW_IMAGE, *command, env=env, options=READ_ONLY, label=label, timeout=timeout
+        )
+        return code, out, err
 
     def start_sidecar(self) -> None:
         aws = {k: v for k, v in self.env.items() if k.startswith("AWS_")}
@@ -118,10 +121,8 @@ class ContainerStack(LocalStack):
 
     def _run_detached(self, role, image, command, env, options) -> None:
         args = ["run", "-d", "--name", self.name(role), "--network", "host", "--label", f"{LABEL}={self.tag}"]
-        for key, value in env.items():
-            args += ["-e", f"{key}={value}"]
         self.started_at[role] = time.monotonic()
-        docker(*args, *HEALTH, *options, image, *command)
+        docker(*args, *env_args(env), *HEALTH, *options, image, *command)
 
     def wait_healthy(self, roles, timeout: float = 300) -> dict[str, float]:
         """Seconds from `docker run` to healthy, per role; a role that exits or stays unhealthy fails."""
