@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.containers.compose import ComposeProject, compose_cli_env
 from tests.containers.docker import build_images, docker
 from tests.containers.stack import ContainerStack
 from tests.e2e.stack import free_port
@@ -95,3 +96,25 @@ def password_postgres():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def compose_project(images, tmp_path_factory):
+    """A clean copy of this checkout whose third-party images exist (pulled, or stand-ins).
+    Torn down with `docker compose down -v`; nothing of it may be left."""
+    project = ComposeProject(compose_cli_env(tmp_path_factory.mktemp("docker-config")))
+    try:
+        result = subprocess.run(
+            [str(project.dir / "scripts/third-party-images")],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            env={**project.env, "DOCKER": os.environ.get("DOCKER", "docker")},
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        print(f"\n{result.stdout.strip()}")
+        yield project
+    finally:
+        project.down()
+        project.remove()
+    assert project.leftovers() == []
