@@ -12,7 +12,8 @@ Before a role starts: settings from $AIRFLOW_HOME/airflow.env fill what the envi
 lacks; AIRFLOW__DATABASE__SQL_ALCHEMY_CONN, AIRFLOW__CELERY__BROKER_URL and
 AIRFLOW__CELERY__RESULT_BACKEND are built from AIRFLOW_DB_* / AIRFLOW_REDIS_* parts
 (entrypoint/connections.py); the JWT secret and fernet key must be set unless
-AIRFLOW_LOCAL_MODE=true; [core] execution_api_server_url must be an http(s) URL.
+AIRFLOW_LOCAL_MODE=true; [core] execution_api_server_url must be an http(s) URL;
+_PIP_ADDITIONAL_REQUIREMENTS is refused (packages come with the image, never at start).
 
 Environment:
   AIRFLOW_LOCAL_MODE            true: allow missing shared secrets, no TLS defaults (default false)
@@ -32,7 +33,7 @@ from entrypoint import ConfigError, StartupError
 from entrypoint.connections import SQL_ALCHEMY_CONN, apply_settings_from_parts
 from entrypoint.database import wait_for_database
 from entrypoint.envfile import read_env_file
-from entrypoint.required import check_execution_api_url, check_shared_secrets
+from entrypoint.required import check_execution_api_url, check_no_runtime_packages, check_shared_secrets
 from entrypoint.roles import LONG_RUNNING, ROLES, db_migrate
 from entrypoint.values import local_mode, seconds
 from entrypoint.worker import DEFAULT_STOP_TIMEOUT, run_worker
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if role not in ROLES and not shutil.which(role):
             raise ConfigError(f"{role!r} is neither a role ({', '.join(ROLES)}) nor a command")
+        check_no_runtime_packages(os.environ)
         prepare_environment()
         if role not in ROLES:
             write_role_file("")

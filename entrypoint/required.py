@@ -13,6 +13,7 @@ from healthchecks import Misconfigured
 from healthchecks.airflow_config import setting
 
 SHARED_SECRETS = (("api_auth", "jwt_secret"), ("core", "fernet_key"))
+RUNTIME_PIP = "_PIP_ADDITIONAL_REQUIREMENTS"
 
 
 def check_shared_secrets(local_mode: bool) -> None:
@@ -23,6 +24,16 @@ def check_shared_secrets(local_mode: bool) -> None:
         raise ConfigError(
             f"{' and '.join(missing)} not set: every component must share them "
             "(inject them from Secrets Manager; AIRFLOW_LOCAL_MODE=true only for local use)"
+        )
+
+
+def check_no_runtime_packages(env) -> None:
+    """The official image's _PIP_ADDITIONAL_REQUIREMENTS installs at every start; this image
+    has no pip at all. Refuse the setting rather than start without the packages it names."""
+    if env.get(RUNTIME_PIP, "").strip():
+        raise ConfigError(
+            f"{RUNTIME_PIP} is not supported: packages are installed when the image is built "
+            "(add them to requirements/airflow.in, run scripts/lock, rebuild)"
         )
 
 

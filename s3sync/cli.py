@@ -91,19 +91,21 @@ def _publish(args, client, limits: Limits) -> int:
         raise _UsageError("--watch and --dry-run do not combine")
     from s3sync.watch import watch
 
-    def publish_logged() -> None:
+    def publish_logged() -> bool:
         try:
             result = publish_once()
-            log.info(
-                "published" if result.published else "unchanged",
-                release=result.release,
-                generation=result.generation,
-            )
         except S3SyncError as exc:
-            log.error("publish failed", error=str(exc))
+            log.error("publish failed", error=str(exc), retry_in=args.retry_interval)
+            return False
+        log.info(
+            "published" if result.published else "unchanged",
+            release=result.release,
+            generation=result.generation,
+        )
+        return True
 
     stop = _stop_on_signals()
-    watch(args.directory, excludes, args.debounce, publish_logged, stop)
+    watch(args.directory, excludes, args.debounce, args.retry_interval, publish_logged, stop)
     return EXIT_OK
 
 

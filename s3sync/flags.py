@@ -117,6 +117,13 @@ PUBLISH = (
         "1.0",
         NON_NEGATIVE_FLOAT,
     ),
+    Flag(
+        "--retry-interval",
+        "S3SYNC_RETRY_INTERVAL",
+        "with --watch: seconds before a failed publish is tried again",
+        "10",
+        NON_NEGATIVE_FLOAT,
+    ),
 )
 
 PULL = (

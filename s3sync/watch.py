@@ -36,16 +36,25 @@ class _Changes(FileSystemEventHandler):
 
 
 def watch(
-    root: Path, excludes: tuple[str, ...], debounce: float, publish: Callable[[], None], stop: threading.Event
+    root: Path,
+    excludes: tuple[str, ...],
+    debounce: float,
+    retry_interval: float,
+    publish: Callable[[], bool],
+    stop: threading.Event,
 ) -> None:
-    """Publish once, then again each time the tree has been quiet for `debounce` seconds."""
+    """Publish once, then again each time the tree has been quiet for `debounce` seconds.
+    A failed publish (S3 unreachable, bucket missing) is tried again after `retry_interval`
+    seconds even if nothing changes, so the last edit is never left unpublished."""
     changes = _Changes(root.resolve(), excludes)
     observer = Observer()
     observer.schedule(changes, str(root.resolve()), recursive=True)
     observer.start()
     try:
-        publish()
+        retry_at = None if publish() else time.monotonic() + retry_interval
         while not stop.is_set():
+            if retry_at is not None and time.monotonic() >= retry_at:
+                changes.pending.set()
             if not changes.pending.wait(0.2):
                 continue
             quiet = time.monotonic() - changes.last_change
@@ -53,7 +62,7 @@ def watch(
                 stop.wait(debounce - quiet)
                 continue
             changes.pending.clear()
-            publish()
+            retry_at = None if publish() else time.monotonic() + retry_interval
     finally:
         observer.stop()
         observer.join()

@@ -183,6 +183,22 @@ def test_worker_past_the_bound_gets_a_cold_shutdown(tmp_path):
     assert 1.5 <= elapsed < 5
 
 
+def test_runtime_pip_installs_are_refused_before_anything_starts(tmp_path):
+    env = {**os.environ, "_PIP_ADDITIONAL_REQUIREMENTS": "pandas==2.2.3", "AIRFLOW_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", "import entrypoint.cli as c; raise SystemExit(c.main())", "scheduler"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "airflow-entrypoint: configuration error: _PIP_ADDITIONAL_REQUIREMENTS is not supported: packages "
+        "are installed when the image is built (add them to requirements/airflow.in, run scripts/lock, rebuild)"
+    ]
+
+
 def test_run_worker_returns_the_childs_exit_code():
     assert run_worker([sys.executable, "-c", "raise SystemExit(7)"], 5) == 7
 

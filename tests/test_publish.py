@@ -197,6 +197,26 @@ def test_watch_republishes_after_edits(tmp_path, s3, bucket, source):
         assert watcher.wait(20) == 0, watcher.stderr.read()
 
 
+def test_watch_retries_a_failed_publish_without_waiting_for_an_edit(tmp_path, s3, bucket):
+    """The bucket appears only after the first publish failed (a local S3 restarted empty)."""
+    late = f"{bucket}-late"
+    src = write_tree(tmp_path / "src", {"dag.py": "v1\n"})
+    log = tmp_path / "watch.log"
+    command = [sys.executable, "-m", "s3sync", "publish", str(src), f"s3://{late}/dags", "--watch"]
+    with open(log, "w") as out:
+        watcher = subprocess.Popen([*command, "--retry-interval", "0.5"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "publish failed" in log.read_text(), 30, step=0.1, what="a failed publish")
+        s3.create_bucket(Bucket=late)
+        assert wait_for_latest(s3, late, lambda doc: True)["files"][0]["path"] == "dag.py"
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        assert watcher.wait(20) == 0, log.read_text()
+        for key in keys(s3, late, ""):
+            s3.delete_object(Bucket=late, Key=key)
+        s3.delete_bucket(Bucket=late)
+
+
 def wait_for_latest(s3, bucket, predicate, timeout: float = 30) -> dict:
     def matching() -> dict | None:
         try:
