@@ -194,8 +194,9 @@ def test_runtime_pip_installs_are_refused_before_anything_starts(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "airflow-entrypoint: configuration error: _PIP_ADDITIONAL_REQUIREMENTS is not supported: packages "
-        "are installed when the image is built (add them to requirements/airflow.in, run scripts/lock, rebuild)"
+        "airflow-entrypoint: configuration error: _PIP_ADDITIONAL_REQUIREMENTS is not supported: "
+        "packages are installed when the image is built "
+        "(add them to requirements/airflow.in, run scripts/lock, rebuild)"
     ]
 
 

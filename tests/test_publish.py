@@ -202,9 +202,11 @@ def test_watch_retries_a_failed_publish_without_waiting_for_an_edit(tmp_path, s3
     late = f"{bucket}-late"
     src = write_tree(tmp_path / "src", {"dag.py": "v1\n"})
     log = tmp_path / "watch.log"
-    command = [sys.executable, "-m", "s3sync", "publish", str(src), f"s3://{late}/dags", "--watch"]
+    command = [sys.executable, "-m", "s3sync", "publish", str(src), f"s3://{late}/dags"]
     with open(log, "w") as out:
-        watcher = subprocess.Popen([*command, "--retry-interval", "0.5"], stdout=out, stderr=subprocess.STDOUT)
+        watcher = subprocess.Popen(
+            [*command, "--watch", "--retry-interval", "0.5"], stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         wait_for(lambda: "publish failed" in log.read_text(), 30, step=0.1, what="a failed publish")
         s3.create_bucket(Bucket=late)
