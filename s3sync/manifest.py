@@ -1,14 +1,20 @@
 """The release manifest: what a release contains, its id, and strict parsing.
 
 A manifest names every file of a release with its size and content digest:
-`{"format": "s3sync/v1", "release": ID, "generation": N, "created_at": ISO,
+`{"format": "s3sync/v1", "release": ID, "generation": N, "lineage": L, "created_at": ISO,
   "files": [{"path": ..., "size": ..., "sha256": ...}], "meta": {...}}`.
 Releases built from a plain listing carry `md5` or `etag` instead of `sha256`.
+
+Generations count the changes of one history of LATEST.json, named by its lineage: the
+first publish into an empty prefix starts a new lineage, every later one carries it on.
+Generations are comparable only within a lineage (a prefix emptied and published again
+starts over at 1). Manifests written before lineages existed have none ("").
 """
 
 import hashlib
 import json
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -18,6 +24,7 @@ from s3sync.safepath import check_no_collisions, check_relative_path
 FORMAT = "s3sync/v1"
 DIGEST_KINDS = ("sha256", "md5", "etag")
 RELEASE_ID = re.compile(r"^[0-9a-f]{20}$")
+LINEAGE = re.compile(r"^[0-9a-f]{16}$")
 _HEX = {"sha256": re.compile(r"^[0-9a-f]{64}$"), "md5": re.compile(r"^[0-9a-f]{32}$")}
 
 
@@ -51,6 +58,7 @@ class Manifest:
     files: tuple[FileEntry, ...]
     created_at: str = ""
     meta: dict = field(default_factory=dict)
+    lineage: str = ""
 
     @property
     def total_bytes(self) -> int:
@@ -64,6 +72,7 @@ class Manifest:
             "format": FORMAT,
             "release": self.release,
             "generation": self.generation,
+            **({"lineage": self.lineage} if self.lineage else {}),
             "created_at": self.created_at,
             "files": [entry.to_json() for entry in self.files],
             "meta": self.meta,
@@ -79,7 +88,11 @@ def release_id(files: tuple[FileEntry, ...] | list[FileEntry]) -> str:
     return digest.hexdigest()[:20]
 
 
-def build(files: list[FileEntry], generation: int, meta: dict | None = None) -> Manifest:
+def new_lineage() -> str:
+    return secrets.token_hex(8)
+
+
+def build(files: list[FileEntry], generation: int, meta: dict | None = None, lineage: str = "") -> Manifest:
     ordered = tuple(sorted(files, key=lambda e: e.path))
     check_no_collisions([entry.path for entry in ordered])
     return Manifest(
@@ -88,11 +101,8 @@ def build(files: list[FileEntry], generation: int, meta: dict | None = None) -> 
         files=ordered,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         meta=meta or {},
+        lineage=lineage,
     )
-
-
-def with_generation(manifest: Manifest, generation: int) -> Manifest:
-    return Manifest(manifest.release, generation, manifest.files, manifest.created_at, manifest.meta)
 
 
 def parse(raw: bytes, limits: Limits, where: str) -> Manifest:
@@ -135,8 +145,11 @@ def _parse(raw: bytes, limits: Limits) -> Manifest:
     meta = document.get("meta", {})
     if not isinstance(meta, dict):
         raise ManifestError("meta must be a JSON object")
+    lineage = document.get("lineage", "")
+    if not isinstance(lineage, str) or (lineage and not LINEAGE.match(lineage)):
+        raise ManifestError(f"lineage must be 16 lowercase hex characters: {lineage!r}")
     created_at = document.get("created_at", "")
-    return Manifest(release, generation, files, str(created_at), meta)
+    return Manifest(release, generation, files, str(created_at), meta, lineage)
 
 
 def _parse_entry(item: object) -> FileEntry:

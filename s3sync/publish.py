@@ -6,7 +6,7 @@ then the pointer, written conditionally on the ETag it replaces.
 
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from s3sync.errors import BadInput, PublishConflict
 from s3sync.localtree import LocalFile, read_unchanged, scan
 from s3sync.location import S3Location
-from s3sync.manifest import Limits, Manifest, build, parse, with_generation
+from s3sync.manifest import Limits, Manifest, build, new_lineage, parse
 from s3sync.pack import write_pack
 from s3sync.remote import error_code, is_missing, transient
 
@@ -125,7 +125,8 @@ class Publisher:
             raise BadInput(f"{directory} has no files to publish (--allow-empty publishes an empty tree)")
         pointer = self.pointer()
         generation = pointer.manifest.generation + 1 if pointer.manifest else 1
-        manifest = build([f.entry for f in files], generation, meta)
+        lineage = pointer.manifest.lineage if pointer.manifest else new_lineage()
+        manifest = build([f.entry for f in files], generation, meta, lineage)
         self._check_limits(manifest)
         diff = _diff(pointer.manifest, manifest)
         if pointer.manifest and pointer.manifest.release == manifest.release:
@@ -154,7 +155,8 @@ class Publisher:
         if pointer.manifest and pointer.manifest.release == release:
             raise BadInput(f"release {release} is already LATEST (generation {pointer.manifest.generation})")
         generation = pointer.manifest.generation + 1 if pointer.manifest else 1
-        manifest = with_generation(target, generation)
+        lineage = pointer.manifest.lineage if pointer.manifest else new_lineage()
+        manifest = replace(target, generation=generation, lineage=lineage)
         self._move_pointer(manifest, pointer.etag)
         return manifest
 

@@ -79,7 +79,7 @@ class Remote:
         except BotoCoreError as exc:
             raise transient(f"GET {url}", exc) from None
         manifest = parse(raw, self.limits, url)
-        return Fetched(manifest, self.manifest_source_id, response.get("ETag"), has_pack=True)
+        return Fetched(manifest, self.manifest_source_id(manifest), response.get("ETag"), has_pack=True)
 
     def release(self, release: str) -> Fetched:
         """One immutable release by id (pinning and rollback)."""
@@ -100,7 +100,7 @@ class Remote:
         manifest = parse(raw, self.limits, url)
         if manifest.release != release:
             raise ManifestError(f"{url}: names release {manifest.release}, not {release}")
-        return Fetched(manifest, self.manifest_source_id, has_pack=True)
+        return Fetched(manifest, self.manifest_source_id(manifest), has_pack=True)
 
     def listing(self) -> Fetched:
         """A manifest made from a plain prefix (written by `aws s3 sync` or similar)."""
@@ -114,9 +114,10 @@ class Remote:
             raise ManifestError(f"listing of {self.location}: {exc}") from None
         return Fetched(manifest, f"{self.location}#listing")
 
-    @property
-    def manifest_source_id(self) -> str:
-        return f"{self.location}#manifest"
+    def manifest_source_id(self, manifest: Manifest) -> str:
+        """Generations compare within one prefix and one lineage of its LATEST.json."""
+        lineage = f":{manifest.lineage}" if manifest.lineage else ""
+        return f"{self.location}#manifest{lineage}"
 
     def _read_manifest_body(self, response: dict, url: str) -> bytes:
         length = response.get("ContentLength", 0)

@@ -26,9 +26,14 @@ def test_release_id_depends_only_on_content():
 
 
 def test_manifest_round_trips():
-    manifest = build([entry("dags/x.py"), entry("y.py", 5, "c" * 64)], generation=3, meta={"k": "v"})
+    manifest = build([entry("dags/x.py"), entry("y.py", 5, "c" * 64)], 3, {"k": "v"}, "0123456789abcdef")
     parsed = parse(manifest.to_json_bytes(), Limits(), "here")
     assert parsed == manifest
+    unnamed = build([entry("a.py")], 1)  # manifests from before lineages: none, and none written
+    assert (
+        "lineage" not in unnamed.to_json_bytes().decode()
+        and parse(unnamed.to_json_bytes(), Limits(), "h") == unnamed
+    )
 
 
 @pytest.mark.parametrize(
@@ -74,6 +79,8 @@ def test_parse_rejects_each_malformation():
         manifest_bytes(good, generation=-1): "generation",
         manifest_bytes(good, generation=True): "generation",
         manifest_bytes(good, release="0" * 20): "does not match",
+        manifest_bytes(good, lineage="not-hex"): "lineage",
+        manifest_bytes(good, lineage=7): "lineage",
         manifest_bytes(good, files="a.py"): "files must be a list",
         manifest_bytes([{"path": "a.py", "size": -1, "sha256": SHA}]): "size",
         manifest_bytes([{"path": "a.py", "size": 1, "sha256": "xyz"}]): "sha256",

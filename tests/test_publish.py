@@ -50,6 +50,21 @@ def test_layout_and_content_addressing(tmp_path, s3, bucket, source, s3_server):
     assert [f["path"] for f in pointer["files"]] == ["a.py", "b/c.py", "d.py"]
 
 
+def test_one_lineage_from_the_first_publish_through_rollbacks(tmp_path, s3, bucket, source):
+    src = write_tree(tmp_path / "src", {"a.py": "1"})
+    first = publisher(source).publish(src)
+    lineage = latest(s3, bucket)["lineage"]
+    assert len(lineage) == 16 and int(lineage, 16) >= 0
+    (src / "a.py").write_text("2")
+    publisher(source).publish(src)
+    publisher(source).rollback(first.release)
+    assert (latest(s3, bucket)["generation"], latest(s3, bucket)["lineage"]) == (3, lineage)
+    s3.delete_object(Bucket=bucket, Key="dags/LATEST.json")  # history started over
+    (src / "a.py").write_text("3")
+    publisher(source).publish(src)
+    assert latest(s3, bucket)["generation"] == 1 and latest(s3, bucket)["lineage"] != lineage
+
+
 def test_pointer_is_written_last(tmp_path, bucket, source, s3_server):
     publisher(source).publish(write_tree(tmp_path / "src", {"a.py": "1", "b.py": "2"}))
     written = puts(s3_server)

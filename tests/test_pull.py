@@ -166,6 +166,25 @@ def test_current_never_moves_backwards(tmp_path, source):
     assert (target / "current" / "a.py").read_text() == "v2"
 
 
+def test_a_prefix_emptied_and_published_again_is_followed(tmp_path, s3, bucket, source):
+    """A new history of LATEST.json (new lineage) restarts at generation 1 and still goes live;
+    e.g. a local S3 that forgot everything while the DAG volume kept generation 3."""
+    src = write_tree(tmp_path / "src", {"a.py": "v1"})
+    target = tmp_path / "root"
+    syncer = make_syncer(source, target)
+    for version in ("v1", "v2", "v3"):
+        (src / "a.py").write_text(version)
+        publish(source, src)
+    assert syncer.poll().generation == 3
+    for item in s3.list_objects_v2(Bucket=bucket, Prefix="dags/")["Contents"]:
+        s3.delete_object(Bucket=bucket, Key=item["Key"])
+    (src / "a.py").write_text("v4")
+    publish(source, src)
+    outcome = syncer.poll()
+    assert (outcome.action, outcome.generation) == ("swapped", 1)
+    assert (target / "current" / "a.py").read_text() == "v4"
+
+
 def test_listing_mode_over_plain_uploads(tmp_path, s3, bucket, source, s3_server):
     plain = {"dag_a.py": "A = 1\n", "sub/dag_b.py": "B = 2\n", "sub/data.sql": "select 1;\n"}
     for rel, content in plain.items():
