@@ -3,7 +3,8 @@
 In order: the file passes `docker compose config` silently and wires what the stack
 needs; `docker compose up --build -d` gets every service healthy; a DAG file written
 into ./dags runs on the worker, a same-size edit and a deletion follow; a killed sidecar
-leaves Airflow on the last good release, and the sidecar restarts and converges;
+leaves Airflow on the last good release, and the sidecar restarts and converges; a
+restarted local S3 starts a new release history that the sidecar follows;
 `docker compose down -v` leaves nothing behind.
 """
 
@@ -160,6 +161,20 @@ def test_a_killed_sidecar_leaves_the_last_release_live_then_restarts_and_converg
     assert "compose_probe v5 ran" in _task_log(project, run["dag_run_id"])
 
 
+def test_a_restarted_local_s3_starts_a_new_history_that_the_sidecar_follows(compose_project):
+    """moto keeps nothing across a restart; the DAG volume keeps its higher generation."""
+    project = compose_project
+    before = _sidecar_state(project)
+    project.compose("restart", "aws")
+    project.compose("restart", "aws-init", "publisher")  # as docs/compose.md says
+    (project.dags / PROBE_FILE).write_text(probe_dag("v6"))
+    wait_for(lambda: 'VERSION = "v6"' in _source(project), timeout=120, step=0.5, what="v6 parsed")
+    after = _sidecar_state(project)
+    assert after["generation"] < before["generation"] and after["source"] != before["source"]
+    run = _trigger_and_wait(project)
+    assert "compose_probe v6 ran" in _task_log(project, run["dag_run_id"])
+
+
 def test_down_v_leaves_no_container_volume_or_network(compose_project):
     assert compose_project.leftovers() != []  # the stack is still up here
     REPORT["down -v"] = compose_project.down()
@@ -225,6 +240,10 @@ def _run_path(run_id: str) -> str:
 
 def _health(project, service: str) -> str | None:
     return project.services()[service].get("Health")
+
+
+def _sidecar_state(project) -> dict:
+    return json.loads(project.exec("s3sync", "cat", "/opt/airflow/dags-root/.s3sync/state.json"))
 
 
 def _publications(project) -> int:
