@@ -14,13 +14,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from entrypoint.envfile import read_env_file
 from tests.containers.docker import DOCKER, REPO, docker
 from tests.e2e.stack import free_port
+from tests.support.airflow_api import AirflowApi
 
 MIN_COMPOSE = (2, 24)
 ONE_OFF = ("aws-init", "db-migrate", "welcome")
@@ -91,8 +90,8 @@ class ComposeProject:
         self.env = {**cli_env, "AIRFLOW_UI_PORT": str(self.port)}
         if ca and os.path.isfile(ca):
             self.env["BUILD_CA_BUNDLE"] = ca
-        self.login = read_env_file(self.dir / ".env.example")
-        self._token: str | None = None
+        login = read_env_file(self.dir / ".env.example")
+        self._api = AirflowApi(self.api_url, login["AIRFLOW_ADMIN_USERNAME"], login["AIRFLOW_ADMIN_PASSWORD"])
 
     @property
     def dags(self) -> Path:
@@ -133,42 +132,9 @@ class ComposeProject:
         result = self.compose("logs", "--no-color", *services, check=False)
         return (result.stdout + result.stderr)[-size:]
 
-    # -- the REST API, as the UI login of .env.example ---------------------------------
-
     def api(self, method: str, path: str, body: dict | None = None):
-        request = urllib.request.Request(
-            f"{self.api_url}{path}",
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={
-                "Authorization": f"Bearer {self.token()}",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return None
-            raise
-
-    def token(self) -> str:
-        if self._token is None:
-            credentials = {
-                "username": self.login["AIRFLOW_ADMIN_USERNAME"],
-                "password": self.login["AIRFLOW_ADMIN_PASSWORD"],
-            }
-            request = urllib.request.Request(
-                f"{self.api_url}/auth/token",
-                method="POST",
-                data=json.dumps(credentials).encode(),
-                headers={"Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(request, timeout=30) as response:
-                self._token = json.loads(response.read())["access_token"]
-        return self._token
+        """The REST API as the UI login of .env.example; None for a 404."""
+        return self._api(method, path, body, missing_ok=True)
 
     # -- cleanup -----------------------------------------------------------------------
 

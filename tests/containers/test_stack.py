@@ -7,13 +7,13 @@ in the middle of a 20 s task lets it finish and exits.
 
 import json
 import time
-import urllib.request
 
 import pytest
 
 from tests.containers.docker import docker, state
 from tests.containers.stack import ROLES, published_tree
 from tests.e2e import dags
+from tests.support.airflow_api import AirflowApi
 from tests.support.trees import wait_for
 
 pytestmark = pytest.mark.container
@@ -103,19 +103,4 @@ def api(stack, method: str, path: str, body: dict):
     api-server's /tmp (the root filesystem is read-only)."""
     generated = "/tmp/simple_auth_manager_passwords.json.generated"
     password = json.loads(docker("exec", stack.name("api-server"), "cat", generated).stdout)["admin"]
-    login = urllib.request.Request(
-        f"{stack.api_url}/auth/token",
-        method="POST",
-        data=json.dumps({"username": "admin", "password": password}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(login, timeout=30) as response:
-        token = json.loads(response.read())["access_token"]
-    request = urllib.request.Request(
-        f"{stack.api_url}{path}",
-        method=method,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+    return AirflowApi(stack.api_url, "admin", password)(method, path, body)

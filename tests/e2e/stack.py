@@ -30,6 +30,7 @@ import redis
 from cryptography.fernet import Fernet
 
 from entrypoint.envfile import read_env_file
+from tests.support.airflow_api import AirflowApi
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -66,7 +67,7 @@ class LocalStack:
         self.health_port = free_port()
         self.password = secrets.token_urlsafe(12)
         self.env: dict[str, str] = {}
-        self._token: str | None = None
+        self._api: AirflowApi | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -290,31 +291,10 @@ class LocalStack:
         path = self.logs / f"{name}.log"
         return path.read_text(errors="replace")[-size:] if path.exists() else ""
 
-    def api(self, method: str, path: str, body: dict | None = None, accept: str = "application/json"):
-        request = urllib.request.Request(
-            f"{self.api_url}{path}",
-            method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={
-                "Authorization": f"Bearer {self.token()}",
-                "Content-Type": "application/json",
-                "Accept": accept,
-            },
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
-
-    def token(self) -> str:
-        if self._token is None:
-            request = urllib.request.Request(
-                f"{self.api_url}/auth/token",
-                method="POST",
-                data=json.dumps({"username": "admin", "password": self.password}).encode(),
-                headers={"Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(request, timeout=30) as response:
-                self._token = json.loads(response.read())["access_token"]
-        return self._token
+    def api(self, method: str, path: str, body: dict | None = None, missing_ok: bool = False):
+        if self._api is None:
+            self._api = AirflowApi(self.api_url, "admin", self.password)
+        return self._api(method, path, body, missing_ok)
 
     def db(self):
         return psycopg2.connect(dbname=self.database, **POSTGRES)

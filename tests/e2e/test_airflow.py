@@ -5,7 +5,6 @@ import statistics
 import subprocess
 import threading
 import time
-import urllib.error
 
 import pytest
 
@@ -27,12 +26,7 @@ def wait(predicate, timeout: float, what: str, stack, step: float = 0.5):
 
 
 def dag_or_none(stack, dag_id: str) -> dict | None:
-    try:
-        return stack.api("GET", f"/api/v2/dags/{dag_id}")
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise
+    return stack.api("GET", f"/api/v2/dags/{dag_id}", missing_ok=True)
 
 
 def run_state(stack, dag_id: str, run_id: str) -> str:
