@@ -27,6 +27,13 @@ class Pointer:
     manifest: Manifest | None
     etag: str | None
 
+    def successor(self) -> tuple[int, str]:
+        """Generation and lineage of the LATEST.json that replaces this one; a new history
+        when there is none."""
+        if self.manifest is None:
+            return 1, new_lineage()
+        return self.manifest.generation + 1, self.manifest.lineage
+
 
 @dataclass
 class Diff:
@@ -124,8 +131,7 @@ class Publisher:
         if not files and not allow_empty:
             raise BadInput(f"{directory} has no files to publish (--allow-empty publishes an empty tree)")
         pointer = self.pointer()
-        generation = pointer.manifest.generation + 1 if pointer.manifest else 1
-        lineage = pointer.manifest.lineage if pointer.manifest else new_lineage()
+        generation, lineage = pointer.successor()
         manifest = build([f.entry for f in files], generation, meta, lineage)
         self._check_limits(manifest)
         diff = _diff(pointer.manifest, manifest)
@@ -154,8 +160,7 @@ class Publisher:
         pointer = self.pointer()
         if pointer.manifest and pointer.manifest.release == release:
             raise BadInput(f"release {release} is already LATEST (generation {pointer.manifest.generation})")
-        generation = pointer.manifest.generation + 1 if pointer.manifest else 1
-        lineage = pointer.manifest.lineage if pointer.manifest else new_lineage()
+        generation, lineage = pointer.successor()
         manifest = replace(target, generation=generation, lineage=lineage)
         self._move_pointer(manifest, pointer.etag)
         return manifest

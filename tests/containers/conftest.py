@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.containers.compose import ComposeProject, compose_cli_env
-from tests.containers.docker import build_images, docker
+from tests.containers.docker import DOCKER, build_images, docker
 from tests.containers.stack import ContainerStack
 from tests.e2e.stack import free_port
 
@@ -109,7 +109,7 @@ def compose_project(images, tmp_path_factory):
             capture_output=True,
             text=True,
             timeout=1200,
-            env={**project.env, "DOCKER": os.environ.get("DOCKER", "docker")},
+            env={**project.env, "DOCKER": DOCKER},
         )
         assert result.returncode == 0, result.stderr[-3000:]
         print(f"\n{result.stdout.strip()}")

@@ -67,7 +67,7 @@ class LocalStack:
         self.health_port = free_port()
         self.password = secrets.token_urlsafe(12)
         self.env: dict[str, str] = {}
-        self._api: AirflowApi | None = None
+        self.api = AirflowApi(self.api_url, "admin", self.password)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -290,11 +290,6 @@ class LocalStack:
     def log_tail(self, name: str, size: int = 4000) -> str:
         path = self.logs / f"{name}.log"
         return path.read_text(errors="replace")[-size:] if path.exists() else ""
-
-    def api(self, method: str, path: str, body: dict | None = None, missing_ok: bool = False):
-        if self._api is None:
-            self._api = AirflowApi(self.api_url, "admin", self.password)
-        return self._api(method, path, body, missing_ok)
 
     def db(self):
         return psycopg2.connect(dbname=self.database, **POSTGRES)
