@@ -1,0 +1,84 @@
+"""The values the templates' placeholders name: the settings plus what follows from them
+(ARNs, URLs, role names), per role."""
+
+from taskdefs import awsids
+
+ROLE_TAG = "airflow-ecs:role"
+SECRETS_INJECTED = ("database", "jwt_secret", "fernet_key", "api_secret_key", "redis_password")
+
+
+def partition_of(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def shared(settings: dict) -> dict:
+    """The context every template of one deployment shares."""
+    name, region, account = settings["name"], settings["region"], settings["account"]
+    partition = partition_of(region)
+    dags, logs, api, secrets = settings["dags"], settings["logs"], settings["api"], settings["secrets"]
+    return {
+        **settings,
+        "partition": partition,
+        "dags": {
+            **dags,
+            "source": f"s3://{dags['bucket']}/{dags['prefix']}",
+            "efs": dags["volume"] == "efs",
+            "task_local": dags["volume"] == "task",
+            "interval": str(dags["sync_interval"]),
+            **_efs_arns(dags, partition, region, account),
+        },
+        "logs": {**logs, "remote_base": f"s3://{logs['bucket']}/{logs['prefix']}"},
+        "database": {**settings["database"], "port": str(settings["database"]["port"])},
+        "redis": {**settings["redis"], "port": str(settings["redis"]["port"])},
+        "api": {**api, "url": api["url"].rstrip("/"), "execution_api_url": f"{api['url'].rstrip('/')}/execution/"},
+        "iam": {
+            "execution_role_arn": f"arn:{partition}:iam::{account}:role/{name}-execution",
+            "repository_arns": sorted({awsids.repository_arn(image) for image in settings["images"].values()}),
+            "injected_secret_arns": sorted(
+                {awsids.secret_resource_arn(secrets[key]) for key in SECRETS_INJECTED if secrets[key]}
+            ),
+            "backend_secret_arns": [
+                f"arn:{partition}:secretsmanager:{region}:{account}:secret:{prefix}/*"
+                for prefix in secrets["backend_prefixes"]
+            ],
+        },
+        "elbv2_tags": [{"Key": key, "Value": value} for key, value in settings["tags"].items()],
+    }
+
+
+def for_role(shared_context: dict, role: str, has_task_role: bool) -> dict:
+    name, partition, account = shared_context["name"], shared_context["partition"], shared_context["account"]
+    size = shared_context["sizes"][role]
+    role_context = {
+        "name": role,
+        "family": f"{name}-{role}",
+        "cpu": str(size["cpu"]),
+        "memory": str(size["memory"]),
+        "count": size.get("count", 0),
+        "tags": [
+            *({"key": key, "value": value} for key, value in shared_context["tags"].items()),
+            {"key": ROLE_TAG, "value": role},
+        ],
+    }
+    if has_task_role:
+        role_context["task_role_arn"] = f"arn:{partition}:iam::{account}:role/{name}-{role}-task"
+    return {**shared_context, "role": role_context}
+
+
+def role_name(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def _efs_arns(dags: dict, partition: str, region: str, account: str) -> dict:
+    if dags["volume"] != "efs":
+        return {}
+    prefix = f"arn:{partition}:elasticfilesystem:{region}:{account}"
+    return {
+        "file_system_arn": f"{prefix}:file-system/{dags['efs_file_system_id']}",
+        "access_point_arn": f"{prefix}:access-point/{dags['efs_access_point_id']}",
+    }
+

@@ -1,0 +1,66 @@
+"""The files `taskdefs lint` reads, each recognised by its content: an ECS task definition or
+service (the input of register-task-definition / create-service), an ALB target group (the
+input of create-target-group), an IAM policy or trust policy, or a VPC endpoint list."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from taskdefs import TaskdefsError
+
+KINDS = ("task-definition", "service", "target-group", "policy", "trust-policy", "endpoints")
+
+
+@dataclass(frozen=True)
+class Document:
+    path: str
+    kind: str
+    body: dict
+
+
+def load(path: Path) -> Document:
+    try:
+        body = json.loads(path.read_text())
+    except OSError as exc:
+        raise TaskdefsError(f"{path}: cannot read: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise TaskdefsError(f"{path}: not valid JSON: {exc}") from None
+    kind = kind_of(body)
+    if kind is None:
+        raise TaskdefsError(
+            f"{path}: not a task definition, service, target group, IAM policy or VPC endpoint list"
+        )
+    return Document(str(path), kind, body)
+
+
+def kind_of(body) -> str | None:
+    if not isinstance(body, dict):
+        return None
+    if "containerDefinitions" in body:
+        return "task-definition"
+    if "serviceName" in body:
+        return "service"
+    if "TargetType" in body or "HealthCheckPath" in body:
+        return "target-group"
+    if isinstance(body.get("Statement"), list):
+        principals = any(isinstance(s, dict) and "Principal" in s for s in body["Statement"])
+        return "trust-policy" if principals else "policy"
+    if "vpcEndpoints" in body:
+        return "endpoints"
+    return None
+
+
+def endpoints_document(region: str, endpoints: list[str]) -> dict:
+    """The endpoint list `taskdefs render` writes beside the task definitions."""
+    return {"region": region, "vpcEndpoints": [full_endpoint_name(region, name) for name in endpoints]}
+
+
+def full_endpoint_name(region: str, name: str) -> str:
+    return name if name.startswith("com.amazonaws.") else f"com.amazonaws.{region}.{name}"
+
+
+def short_endpoint_name(name: str) -> str:
+    """ecr.api for com.amazonaws.eu-west-1.ecr.api; a short name stays as it is."""
+    if name.startswith("com.amazonaws."):
+        return name.split(".", 3)[3] if name.count(".") >= 3 else name
+    return name

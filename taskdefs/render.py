@@ -1,0 +1,114 @@
+"""Fill the templates of config/ecs/ from the settings, check every result, then write them.
+
+Nothing is written unless every document passes the API model and every lint rule.
+"""
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from taskdefs import TaskdefsError, context, lint
+from taskdefs.documents import Document, endpoints_document, short_endpoint_name
+from taskdefs.template import fill
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "config" / "ecs"
+ENDPOINTS_FILE = "vpc-endpoints.json"
+
+
+@dataclass(frozen=True)
+class Output:
+    filename: str
+    kind: str
+    document: dict
+
+
+@dataclass(frozen=True)
+class Rendered:
+    outputs: list[Output]
+    skipped: dict[str, str]  # file name -> why it was not rendered
+
+
+def render(settings: dict, templates: Path = TEMPLATES) -> Rendered:
+    shared = context.shared(settings)
+    roles = sorted(path.stem for path in (templates / "task-definitions").glob("*.json"))
+    if not roles:
+        raise TaskdefsError(f"{templates}: no task-definitions/*.json templates")
+    outputs, skipped = [], {}
+    for role in roles:
+        role_context = _role_context(templates, shared, role)
+        outputs.append(_fill(templates / f"task-definitions/{role}.json", role_context, "task-definition"))
+        if (templates / "iam" / f"{role}.json").exists():
+            outputs.append(_fill(templates / f"iam/{role}.json", role_context, "policy", "task-role.policy"))
+        if (templates / "target-groups" / f"{role}.json").exists():
+            outputs.append(_fill(templates / f"target-groups/{role}.json", role_context, "target-group"))
+        if (templates / "services" / f"{role}.json").exists():
+            if role == "api-server" and not settings["api"]["target_group_arn"]:
+                skipped[f"{role}.service.json"] = (
+                    "api.target_group_arn is not set: create the target group from "
+                    f"{role}.target-group.json, set its ARN, render again"
+                )
+            else:
+                outputs.append(_fill(templates / f"services/{role}.json", role_context, "service"))
+    outputs.append(_fill(templates / "iam/execution-role.json", shared, "policy", "policy", "execution-role"))
+    outputs.append(_fill(templates / "iam/trust-policy.json", shared, "trust-policy", "trust-policy", "ecs-tasks"))
+    endpoints = endpoints_document(settings["region"], settings["network"]["vpc_endpoints"])
+    outputs.append(Output(ENDPOINTS_FILE, "endpoints", endpoints))
+    return Rendered(outputs, skipped)
+
+
+def check(rendered: Rendered, settings: dict) -> None:
+    """Every output against the API model and the lint rules; TaskdefsError lists what fails."""
+    documents = [Document(output.filename, output.kind, output.document) for output in rendered.outputs]
+    endpoints = {short_endpoint_name(name) for name in settings["network"]["vpc_endpoints"]}
+    findings = lint.run(documents, endpoints)
+    if findings:
+        raise TaskdefsError("\n".join(f"rendered {finding}" for finding in findings))
+
+
+def write(rendered: Rendered, out: Path) -> None:
+    """Each file replaced atomically; a file this render skipped is removed, not left stale."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for output in rendered.outputs:
+            _write_atomically(out / output.filename, json.dumps(output.document, indent=2) + "\n")
+        for filename in rendered.skipped:
+            (out / filename).unlink(missing_ok=True)
+    except OSError as exc:
+        raise TaskdefsError(f"{out}: cannot write: {exc.strerror}: {exc.filename}") from None
+
+
+def _role_context(templates: Path, shared: dict, role: str) -> dict:
+    role_context = context.for_role(shared, role, has_task_role=(templates / "iam" / f"{role}.json").exists())
+    containers = {
+        path.stem.replace("-", "_"): fill(_load(path), role_context, str(path))
+        for path in sorted((templates / "containers").glob("*.json"))
+    }
+    return {**role_context, "containers": containers}
+
+
+def _fill(template: Path, values: dict, kind: str, suffix: str | None = None, stem: str | None = None) -> Output:
+    """Output `<stem>.<suffix>.json`: by default the template's name and the document's kind."""
+    filename = f"{stem or template.stem}.{suffix or kind}.json"
+    return Output(filename, kind, fill(_load(template), values, str(template)))
+
+
+def _load(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise TaskdefsError(f"{path}: cannot read the template: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise TaskdefsError(f"{path}: the template is not valid JSON: {exc}") from None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,43 @@
+"""Guardrails for IAM policies: named actions on named resources."""
+
+from taskdefs.ruleset import Inputs, rule
+
+# Actions IAM cannot scope to a resource: "*" is their only Resource.
+UNSCOPABLE_ACTIONS = frozenset(
+    {
+        "ecr:GetAuthorizationToken",
+        "cloudwatch:PutMetricData",
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+    }
+)
+
+
+def as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def allowed_actions(statement: dict) -> list[str]:
+    return [str(action) for action in as_list(statement.get("Action", []))] if statement.get("Effect") == "Allow" else []
+
+
+@rule("iam-least-privilege", "policies allow named actions on named resources (\"*\" only where IAM needs it)")
+def iam_least_privilege(inputs: Inputs):
+    for document in inputs.of("policy"):
+        for index, statement in enumerate(document.body.get("Statement", [])):
+            where = f"statement {statement.get('Sid') or index}"
+            if statement.get("Effect") != "Allow":
+                continue
+            if "NotAction" in statement or "NotResource" in statement:
+                yield document.path, f"{where}: NotAction / NotResource allow more than they name"
+                continue
+            actions = allowed_actions(statement)
+            wildcards = [action for action in actions if "*" in action]
+            if wildcards:
+                yield document.path, f"{where}: wildcard actions {', '.join(wildcards)}"
+            resources = [str(resource) for resource in as_list(statement.get("Resource", []))]
+            if "*" in resources and not set(actions) <= UNSCOPABLE_ACTIONS:
+                scopable = sorted(set(actions) - UNSCOPABLE_ACTIONS)
+                yield document.path, f"{where}: Resource \"*\" for {', '.join(scopable)}, which can be scoped"
