@@ -93,7 +93,9 @@ def _lint(args) -> int:
     loaded = [documents.load(path) for path in args.files]
     endpoints = None
     if args.vpc_endpoints:
-        endpoints = {short_endpoint_name(name.strip()) for name in args.vpc_endpoints.split(",") if name.strip()}
+        endpoints = {
+            short_endpoint_name(name.strip()) for name in args.vpc_endpoints.split(",") if name.strip()
+        }
     findings = lint.run(loaded, endpoints)
     for finding in findings:
         print(finding)

@@ -34,10 +34,16 @@ def shared(settings: dict) -> dict:
         "logs": {**logs, "remote_base": f"s3://{logs['bucket']}/{logs['prefix']}"},
         "database": {**settings["database"], "port": str(settings["database"]["port"])},
         "redis": {**settings["redis"], "port": str(settings["redis"]["port"])},
-        "api": {**api, "url": api["url"].rstrip("/"), "execution_api_url": f"{api['url'].rstrip('/')}/execution/"},
+        "api": {
+            **api,
+            "url": api["url"].rstrip("/"),
+            "execution_api_url": f"{api['url'].rstrip('/')}/execution/",
+        },
         "iam": {
             "execution_role_arn": f"arn:{partition}:iam::{account}:role/{name}-execution",
-            "repository_arns": sorted({awsids.repository_arn(image) for image in settings["images"].values()}),
+            "repository_arns": sorted(
+                {awsids.repository_arn(image) for image in settings["images"].values()}
+            ),
             "injected_secret_arns": sorted(
                 {awsids.secret_resource_arn(secrets[key]) for key in SECRETS_INJECTED if secrets[key]}
             ),
@@ -81,4 +87,3 @@ def _efs_arns(dags: dict, partition: str, region: str, account: str) -> dict:
         "file_system_arn": f"{prefix}:file-system/{dags['efs_file_system_id']}",
         "access_point_arn": f"{prefix}:access-point/{dags['efs_access_point_id']}",
     }
-

@@ -7,8 +7,8 @@ connection tests), and every action the task and execution roles allow.
 """
 
 from taskdefs import awsids
-from taskdefs.ruleset import Inputs, rule
 from taskdefs.rules_iam import allowed_actions
+from taskdefs.ruleset import Inputs, rule
 from taskdefs.shapes import containers, role_of_task
 
 # An IAM action prefix's VPC endpoint name, where it is not the prefix itself.
@@ -53,7 +53,9 @@ def needed(inputs: Inputs) -> dict[str, str]:
     return needs
 
 
-@rule("endpoint-coverage", "every AWS service the tasks call has a VPC endpoint (no NAT to reach it otherwise)")
+@rule(
+    "endpoint-coverage", "every AWS service the tasks call has a VPC endpoint (no NAT to reach it otherwise)"
+)
 def endpoint_coverage(inputs: Inputs):
     tasks = inputs.of("task-definition")
     for task in tasks:

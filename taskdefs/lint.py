@@ -8,7 +8,5 @@ from taskdefs.ruleset import RULES, Finding, Inputs
 def run(documents: list[Document], vpc_endpoints: set[str] | None = None) -> list[Finding]:
     inputs = Inputs(documents, vpc_endpoints)
     return [
-        Finding(path, rule.name, message)
-        for rule in RULES.values()
-        for path, message in rule.check(inputs)
+        Finding(path, rule.name, message) for rule in RULES.values() for path, message in rule.check(inputs)
     ]

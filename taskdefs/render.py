@@ -52,7 +52,9 @@ def render(settings: dict, templates: Path = TEMPLATES) -> Rendered:
             else:
                 outputs.append(_fill(templates / f"services/{role}.json", role_context, "service"))
     outputs.append(_fill(templates / "iam/execution-role.json", shared, "policy", "policy", "execution-role"))
-    outputs.append(_fill(templates / "iam/trust-policy.json", shared, "trust-policy", "trust-policy", "ecs-tasks"))
+    outputs.append(
+        _fill(templates / "iam/trust-policy.json", shared, "trust-policy", "trust-policy", "ecs-tasks")
+    )
     endpoints = endpoints_document(settings["region"], settings["network"]["vpc_endpoints"])
     outputs.append(Output(ENDPOINTS_FILE, "endpoints", endpoints))
     return Rendered(outputs, skipped)
@@ -88,7 +90,9 @@ def _role_context(templates: Path, shared: dict, role: str) -> dict:
     return {**role_context, "containers": containers}
 
 
-def _fill(template: Path, values: dict, kind: str, suffix: str | None = None, stem: str | None = None) -> Output:
+def _fill(
+    template: Path, values: dict, kind: str, suffix: str | None = None, stem: str | None = None
+) -> Output:
     """Output `<stem>.<suffix>.json`: by default the template's name and the document's kind."""
     filename = f"{stem or template.stem}.{suffix or kind}.json"
     return Output(filename, kind, fill(_load(template), values, str(template)))

@@ -20,10 +20,14 @@ def as_list(value) -> list:
 
 
 def allowed_actions(statement: dict) -> list[str]:
-    return [str(action) for action in as_list(statement.get("Action", []))] if statement.get("Effect") == "Allow" else []
+    return (
+        [str(action) for action in as_list(statement.get("Action", []))]
+        if statement.get("Effect") == "Allow"
+        else []
+    )
 
 
-@rule("iam-least-privilege", "policies allow named actions on named resources (\"*\" only where IAM needs it)")
+@rule("iam-least-privilege", 'policies allow named actions on named resources ("*" only where IAM needs it)')
 def iam_least_privilege(inputs: Inputs):
     for document in inputs.of("policy"):
         for index, statement in enumerate(document.body.get("Statement", [])):
@@ -40,4 +44,4 @@ def iam_least_privilege(inputs: Inputs):
             resources = [str(resource) for resource in as_list(statement.get("Resource", []))]
             if "*" in resources and not set(actions) <= UNSCOPABLE_ACTIONS:
                 scopable = sorted(set(actions) - UNSCOPABLE_ACTIONS)
-                yield document.path, f"{where}: Resource \"*\" for {', '.join(scopable)}, which can be scoped"
+                yield document.path, f'{where}: Resource "*" for {", ".join(scopable)}, which can be scoped'

@@ -1,8 +1,8 @@
 """Guardrails for services and the api-server's target group."""
 
+from taskdefs.context import ROLE_TAG
 from taskdefs.ruleset import Inputs, rule
 from taskdefs.shapes import family, role_of_task, tag
-from taskdefs.context import ROLE_TAG
 
 AIRFLOW_HEALTH_PATHS = ("/api/v2/monitor/health", "/api/v2/version")
 MIN_GRACE_PERIOD = 120
@@ -31,7 +31,8 @@ def circuit_breaker(inputs: Inputs):
     for path, service in _services(inputs):
         breaker = (service.get("deploymentConfiguration") or {}).get("deploymentCircuitBreaker") or {}
         if not (breaker.get("enable") and breaker.get("rollback")):
-            yield path, f"service {service.get('serviceName')} has no deployment circuit breaker with rollback"
+            message = f"service {service.get('serviceName')} has no deployment circuit breaker with rollback"
+            yield path, message
 
 
 @rule("spot-only-for-workers", "only Celery worker services use FARGATE_SPOT; every service runs on Fargate")
@@ -49,20 +50,26 @@ def spot_only_for_workers(inputs: Inputs):
             continue
         role = tag(service, ROLE_TAG) or roles.get(family(str(service.get("taskDefinition", ""))))
         if role is None:
-            yield path, f"service {name} uses FARGATE_SPOT; lint it with its task definition to show it runs workers"
+            message = (
+                f"service {name} uses FARGATE_SPOT; lint it with its task definition to show it runs workers"
+            )
+            yield path, message
         elif role != "worker":
-            yield path, f"service {name} runs {role} on FARGATE_SPOT: an interruption stops it; Spot is for workers"
+            yield path, f"service {name} runs {role} on FARGATE_SPOT, which can stop it: Spot is for workers"
 
 
-@rule("alb-health-check", "the api-server's target group checks an Airflow health path with timings that fit it")
+@rule(
+    "alb-health-check", "the api-server's target group checks an Airflow health path with timings that fit it"
+)
 def alb_health_check(inputs: Inputs):
     for path, service in _services(inputs):
         grace = service.get("healthCheckGracePeriodSeconds", 0)
         if service.get("loadBalancers") and grace < MIN_GRACE_PERIOD:
-            yield path, (
-                f"service {service.get('serviceName')}: healthCheckGracePeriodSeconds is {grace}; the api-server "
-                f"needs >= {MIN_GRACE_PERIOD} s to start before the load balancer's checks count"
+            message = (
+                f"service {service.get('serviceName')}: healthCheckGracePeriodSeconds {grace} < "
+                f"{MIN_GRACE_PERIOD}: the load balancer would fail the api-server while it starts"
             )
+            yield path, message
     for document in inputs.of("target-group"):
         group = document.body
         for problem in _target_group_problems(group):
@@ -75,11 +82,12 @@ def _target_group_problems(group: dict):
     timeout = group.get("HealthCheckTimeoutSeconds", 5)
     if group.get("TargetType") != "ip":
         yield "TargetType must be ip for awsvpc tasks"
-    if group.get("HealthCheckPath", "/") not in AIRFLOW_HEALTH_PATHS:
-        yield f"HealthCheckPath {group.get('HealthCheckPath', '/')!r} is not one of {', '.join(AIRFLOW_HEALTH_PATHS)}"
+    path = group.get("HealthCheckPath", "/")
+    if path not in AIRFLOW_HEALTH_PATHS:
+        yield f"HealthCheckPath {path!r} is not one of Airflow's: {', '.join(AIRFLOW_HEALTH_PATHS)}"
     if interval > MAX_INTERVAL:
-        yield f"HealthCheckIntervalSeconds {interval} > {MAX_INTERVAL}: a dead api-server stays in service too long"
+        yield f"HealthCheckIntervalSeconds {interval} > {MAX_INTERVAL}: a dead api-server stays in too long"
     if not MIN_TIMEOUT <= timeout < interval:
-        yield f"HealthCheckTimeoutSeconds {timeout} must be >= {MIN_TIMEOUT} (the check reads the database) and < the interval"
+        yield f"HealthCheckTimeoutSeconds {timeout}: >= {MIN_TIMEOUT} (it reads the database), < the interval"
     if group.get("UnhealthyThresholdCount", 2) < MIN_UNHEALTHY:
-        yield f"UnhealthyThresholdCount < {MIN_UNHEALTHY}: one slow answer would take a healthy api-server out"
+        yield f"UnhealthyThresholdCount < {MIN_UNHEALTHY}: one slow answer takes a healthy api-server out"

@@ -19,7 +19,9 @@ MIN_START_PERIOD = 120
 WORKER_STOP_TIMEOUT = 120  # also Fargate's maximum: the most a warm shutdown can get
 ROOT_USERS = ("root", "0")
 AWSLOGS_OPTIONS = ("awslogs-group", "awslogs-region", "awslogs-stream-prefix")
-SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|FERNET|PRIVATE_KEY|ACCESS_KEY|API_KEY|CREDENTIAL", re.I)
+SECRET_NAME = re.compile(
+    r"PASSWORD|PASSWD|SECRET|TOKEN|FERNET|PRIVATE_KEY|ACCESS_KEY|API_KEY|CREDENTIAL", re.I
+)
 # Airflow reads AIRFLOW__SECTION__KEY_CMD / _SECRET as a command or a secrets-backend name,
 # not as the value; jwt_secret is the one setting whose own name ends in _SECRET.
 AIRFLOW_REFERENCE = re.compile(r"AIRFLOW__[A-Z0-9_]+__[A-Z0-9_]+_(?:CMD|SECRET)")
@@ -59,7 +61,10 @@ def awsvpc_fargate(inputs: Inputs):
             yield path, "requiresCompatibilities does not include FARGATE"
 
 
-@rule("health-check", f"every essential container of a long-running task has a health check, startPeriod >= {MIN_START_PERIOD} s")
+@rule(
+    "health-check",
+    f"essential containers of long-running tasks have a health check, startPeriod >= {MIN_START_PERIOD} s",
+)
 def health_check(inputs: Inputs):
     for path, task, container in _containers(inputs):
         check = container.get("healthCheck")
@@ -70,21 +75,23 @@ def health_check(inputs: Inputs):
             continue
         start = check.get("startPeriod", 0)
         if start < MIN_START_PERIOD:
-            yield path, (
+            message = (
                 f"container {name}: healthCheck startPeriod is {start} s; a starting Airflow "
                 f"component needs >= {MIN_START_PERIOD} s or ECS kills it before it is up"
             )
+            yield path, message
 
 
 @rule("secrets-in-environment", "no secret in plain `environment`: names or values that look secret")
 def secrets_in_environment(inputs: Inputs):
     for path, _, container in _containers(inputs):
+        where = f"container {container.get('name')}"
         for variable in container.get("environment", []) or []:
             name, value = str(variable.get("name", "")), str(variable.get("value", ""))
             if SECRET_VALUE.search(value):
-                yield path, f"container {container.get('name')}: {name}'s value looks like a credential; use `secrets`"
+                yield path, f"{where}: the value of {name} looks like a credential; use `secrets`"
             elif SECRET_NAME.search(name) and not _is_airflow_reference(name):
-                yield path, f"container {container.get('name')}: {name} looks secret; set it through `secrets`"
+                yield path, f"{where}: {name} looks secret; set it through `secrets`"
 
 
 def _is_airflow_reference(name: str) -> bool:
@@ -96,10 +103,11 @@ def secrets_manager_only(inputs: Inputs):
     for path, _, container in _containers(inputs):
         for secret in container.get("secrets", []) or []:
             if not awsids.SECRET_ARN.fullmatch(str(secret.get("valueFrom", ""))):
-                yield path, (
+                message = (
                     f"container {container.get('name')}: {secret.get('name')} comes from "
                     f"{secret.get('valueFrom')!r}, not a complete Secrets Manager ARN"
                 )
+                yield path, message
 
 
 @rule("efs-encryption", "EFS volumes use an access point, TLS in transit and IAM authorization")
@@ -136,7 +144,8 @@ def awslogs(inputs: Inputs):
         if missing:
             yield path, f"container {name}: awslogs needs {', '.join(missing)}"
         if options.get("mode") != "non-blocking":
-            yield path, f"container {name}: awslogs mode is not non-blocking: a slow log stream would stall it"
+            message = f"container {name}: awslogs mode is not non-blocking: a slow log stream would stall it"
+            yield path, message
 
 
 @rule("non-root", "every container names a user that is not root")
@@ -144,7 +153,7 @@ def non_root(inputs: Inputs):
     for path, _, container in _containers(inputs):
         user = str(container.get("user", ""))
         if not user:
-            yield path, f"container {container.get('name')} names no user (set \"user\": \"50000:0\")"
+            yield path, f'container {container.get("name")} names no user (set "user": "50000:0")'
         elif user.split(":", 1)[0] in ROOT_USERS:
             yield path, f"container {container.get('name')} runs as root ({user!r})"
 
@@ -160,21 +169,28 @@ def read_only_root(inputs: Inputs):
 def init_process(inputs: Inputs):
     for path, _, container in _containers(inputs):
         if (container.get("linuxParameters") or {}).get("initProcessEnabled") is not True:
-            yield path, f"container {container.get('name')} has no initProcessEnabled: zombies and lost signals"
+            message = f"container {container.get('name')} has no initProcessEnabled: zombies and lost signals"
+            yield path, message
 
 
-@rule("worker-stop-timeout", f"Celery worker containers get stopTimeout {WORKER_STOP_TIMEOUT} s to finish running tasks")
+@rule(
+    "worker-stop-timeout",
+    f"Celery worker containers get stopTimeout {WORKER_STOP_TIMEOUT} s to finish running tasks",
+)
 def worker_stop_timeout(inputs: Inputs):
     for path, _, container in _containers(inputs):
         timeout = container.get("stopTimeout", 30)
         if is_worker_container(container) and timeout < WORKER_STOP_TIMEOUT:
-            yield path, (
+            message = (
                 f"container {container.get('name')} runs a worker with stopTimeout {timeout} s: "
                 f"running tasks are killed; use {WORKER_STOP_TIMEOUT}"
             )
+            yield path, message
 
 
-@rule("sync-before-start", "a container that reads a volume another fills waits for the filling init container")
+@rule(
+    "sync-before-start", "a container that reads a volume another fills waits for the filling init container"
+)
 def sync_before_start(inputs: Inputs):
     for path, task, container in _containers(inputs):
         if not container.get("essential", True):
@@ -182,10 +198,11 @@ def sync_before_start(inputs: Inputs):
         for volume in sorted(mounted_volumes(container) - writable_volumes(container)):
             writers = {c.get("name") for c in containers(task) if volume in writable_volumes(c)}
             if writers and not writers & started_after(container, "SUCCESS"):
-                yield path, (
+                message = (
                     f"container {container.get('name')} reads volume {volume} without waiting (dependsOn "
                     f"SUCCESS) for a container that fills it: it could start with no DAGs"
                 )
+                yield path, message
 
 
 @rule("image-pinned", "every image names a version tag or a digest, never latest")
@@ -197,4 +214,7 @@ def image_pinned(inputs: Inputs):
             continue
         tag = reference.split(":", 1)[1] if ":" in reference else ""
         if not tag or tag == "latest":
-            yield path, f"container {container.get('name')}: image {image!r} is not pinned to a version or digest"
+            message = (
+                f"container {container.get('name')}: image {image!r} is not pinned to a version or digest"
+            )
+            yield path, message

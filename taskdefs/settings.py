@@ -52,7 +52,9 @@ def _parse(path: Path) -> dict:
     try:
         raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise TaskdefsError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}") from None
+        raise TaskdefsError(
+            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}"
+        ) from None
     if not isinstance(raw, dict):
         raise TaskdefsError(f"{path}: the settings must be a table of keys")
     return raw
@@ -192,7 +194,9 @@ def _read(reader: _Reader) -> dict:
             "prefix": get("dags.prefix", _pattern(PREFIX, "an S3 prefix (no leading or trailing /)"), "dags"),
             "volume": volume,
             "efs_file_system_id": get("dags.efs_file_system_id", resource("fs"), REQUIRED if efs else None),
-            "efs_access_point_id": get("dags.efs_access_point_id", resource("fsap"), REQUIRED if efs else None),
+            "efs_access_point_id": get(
+                "dags.efs_access_point_id", resource("fsap"), REQUIRED if efs else None
+            ),
             "sync_interval": get("dags.sync_interval", _positive, default=10, kind=int),
         },
         "logs": {
@@ -232,7 +236,7 @@ def _read(reader: _Reader) -> dict:
     if volume == "task":
         for key in ("dags.efs_file_system_id", "dags.efs_access_point_id"):
             if reader.lookup(key) is not None:
-                reader.problems.append(f"{key}: only with dags.volume = \"efs\"")
+                reader.problems.append(f'{key}: only with dags.volume = "efs"')
     return settings
 
 

@@ -62,10 +62,3 @@ def writable_volumes(container: dict) -> set[str]:
 
 def mounted_volumes(container: dict) -> set[str]:
     return {m.get("sourceVolume") for m in container.get("mountPoints", []) or []}
-
-
-def is_init_container(task_definition: dict, name: str) -> bool:
-    """A container another one waits for to exit (SUCCESS or COMPLETE)."""
-    return any(
-        name in started_after(c, "SUCCESS") | started_after(c, "COMPLETE") for c in containers(task_definition)
-    )
