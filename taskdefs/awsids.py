@@ -75,7 +75,7 @@ def image_problem(value: str, region: str) -> str | None:
     match = ECR_IMAGE.fullmatch(value)
     if not match:
         return "not an ECR image (ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY:TAG)"
-    if match["region"] != region:
+    if region and match["region"] != region:
         return f"is in {match['region']}, not {region}: the tasks reach ECR only in their own region"
     if not match["tag"] and not match["digest"]:
         return "has no tag or digest"
@@ -108,8 +108,9 @@ def secret_resource_arn(value_from: str) -> str:
 
 
 def _place_problem(match: re.Match, region: str, account: str) -> str | None:
-    if match["region"] != region:
+    """Compared only with a region and account that are themselves valid (else "")."""
+    if region and match["region"] != region:
         return f"is in region {match['region'] or '(none)'}, not {region}"
-    if match["account"] != account:
+    if account and match["account"] != account:
         return f"is in account {match['account'] or '(none)'}, not {account}"
     return None

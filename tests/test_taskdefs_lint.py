@@ -1,0 +1,228 @@
+"""taskdefs lint: every rule fails its fixture (a one-place edit of the rendered example) and
+passes the example itself; files are recognised by content; exit codes."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from taskdefs.cli import main
+from taskdefs.ruleset import RULES
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "config" / "ecs" / "settings.example.toml"
+DOCS = REPO / "docs" / "ecs.md"
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("rendered")
+    assert main(["render", "--settings", str(EXAMPLE), "--out", str(out)]) == 0
+    return out
+
+
+def container(name: str):
+    return lambda task: next(c for c in task["containerDefinitions"] if c["name"] == name)
+
+
+airflow = container("airflow")
+
+
+def statement(sid: str):
+    return lambda policy: next(s for s in policy["Statement"] if s["Sid"] == sid)
+
+
+def edit(file: str, change):
+    return file, change
+
+
+# rule -> failing fixtures: (file, change to its JSON). Each must make that rule, and only
+# that rule, report; the unchanged render is the passing fixture of every rule.
+FAILING = {
+    "api-model": [
+        edit("scheduler.task-definition.json", lambda t: airflow(t).update(memoryReservationMiB=512)),
+        edit("api-server.target-group.json", lambda g: g.update(Port="8080")),
+    ],
+    "awsvpc-fargate": [
+        edit("scheduler.task-definition.json", lambda t: t.update(networkMode="bridge")),
+        edit("scheduler.task-definition.json", lambda t: t.update(requiresCompatibilities=["EC2"])),
+    ],
+    "health-check": [
+        edit("scheduler.task-definition.json", lambda t: airflow(t)["healthCheck"].update(startPeriod=30)),
+        edit("triggerer.task-definition.json", lambda t: airflow(t).pop("healthCheck")),
+    ],
+    "secrets-in-environment": [
+        edit(
+            "worker.task-definition.json",
+            lambda t: airflow(t)["environment"].append(
+                {
+                    "name": "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+                    "value": "postgresql://airflow:hunter2@db/airflow",
+                }
+            ),
+        ),
+        edit(
+            "worker.task-definition.json",
+            lambda t: airflow(t)["environment"].append(
+                {"name": "AIRFLOW__CORE__FERNET_KEY", "value": "x" * 44}
+            ),
+        ),
+    ],
+    "secrets-manager-only": [
+        edit(
+            "api-server.task-definition.json",
+            lambda t: airflow(t)["secrets"][0].update(
+                valueFrom="arn:aws:secretsmanager:eu-west-1:123456789012:secret:airflow/db"
+            ),
+        ),
+    ],
+    "efs-encryption": [
+        edit(
+            "dag-processor.task-definition.json",
+            lambda t: t["volumes"][0]["efsVolumeConfiguration"].update(transitEncryption="DISABLED"),
+        ),
+        edit(
+            "dag-processor.task-definition.json",
+            lambda t: t["volumes"][0]["efsVolumeConfiguration"]["authorizationConfig"].update(iam="DISABLED"),
+        ),
+    ],
+    "awslogs": [
+        edit(
+            "worker.task-definition.json",
+            lambda t: airflow(t)["logConfiguration"]["options"].update(mode="blocking"),
+        ),
+        edit(
+            "worker.task-definition.json",
+            lambda t: container("dags-sync")(t)["logConfiguration"]["options"].pop("awslogs-stream-prefix"),
+        ),
+    ],
+    "non-root": [
+        edit("scheduler.task-definition.json", lambda t: container("dags-sync")(t).update(user="0:0")),
+        edit("scheduler.task-definition.json", lambda t: airflow(t).pop("user")),
+    ],
+    "read-only-root": [
+        edit("triggerer.task-definition.json", lambda t: airflow(t).update(readonlyRootFilesystem=False)),
+    ],
+    "init-process": [
+        edit(
+            "triggerer.task-definition.json", lambda t: container("dags-init")(t).update(linuxParameters={})
+        ),
+    ],
+    "worker-stop-timeout": [
+        edit("worker.task-definition.json", lambda t: airflow(t).update(stopTimeout=30)),
+    ],
+    "sync-before-start": [
+        edit("api-server.task-definition.json", lambda t: airflow(t).pop("dependsOn")),
+        edit(
+            "api-server.task-definition.json",
+            lambda t: airflow(t).update(dependsOn=[{"containerName": "dags-init", "condition": "START"}]),
+        ),
+    ],
+    "image-pinned": [
+        edit(
+            "scheduler.task-definition.json",
+            lambda t: airflow(t).update(image=airflow(t)["image"].rsplit(":", 1)[0] + ":latest"),
+        ),
+    ],
+    "no-public-ip": [
+        edit(
+            "scheduler.service.json",
+            lambda s: s["networkConfiguration"]["awsvpcConfiguration"].update(assignPublicIp="ENABLED"),
+        ),
+        edit("scheduler.service.json", lambda s: s.pop("networkConfiguration")),
+    ],
+    "circuit-breaker": [
+        edit(
+            "triggerer.service.json",
+            lambda s: s["deploymentConfiguration"]["deploymentCircuitBreaker"].update(rollback=False),
+        ),
+    ],
+    "spot-only-for-workers": [
+        edit(
+            "scheduler.service.json",
+            lambda s: s.update(capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT", "weight": 1}]),
+        ),
+    ],
+    "alb-health-check": [
+        edit("api-server.target-group.json", lambda g: g.update(HealthCheckPath="/")),
+        edit("api-server.target-group.json", lambda g: g.update(UnhealthyThresholdCount=2)),
+        edit("api-server.service.json", lambda s: s.update(healthCheckGracePeriodSeconds=30)),
+    ],
+    "iam-least-privilege": [
+        edit("worker.task-role.policy.json", lambda p: statement("WriteTaskLogs")(p).update(Action=["s3:*"])),
+        edit(
+            "scheduler.task-role.policy.json", lambda p: statement("ReadDagReleases")(p).update(Resource="*")
+        ),
+    ],
+    "endpoint-coverage": [
+        edit(
+            "vpc-endpoints.json",
+            lambda e: e["vpcEndpoints"].remove("com.amazonaws.eu-west-1.logs"),
+        ),
+        edit(
+            "triggerer.task-definition.json",
+            lambda t: container("dags-sync")(t).update(image="docker.io/example/s3sync:0.1.0"),
+        ),
+    ],
+}
+CASES = [(rule, index) for rule, fixtures in FAILING.items() for index in range(len(fixtures))]
+
+
+def lint_with(rendered: Path, tmp_path: Path, file: str, change, capsys) -> tuple[int, list[str]]:
+    copy = tmp_path / "docs"
+    shutil.copytree(rendered, copy)
+    document = json.loads((copy / file).read_text())
+    change(document)
+    (copy / file).write_text(json.dumps(document))
+    capsys.readouterr()
+    code = main(["lint", *map(str, sorted(copy.glob("*.json")))])
+    return code, capsys.readouterr().out.splitlines()
+
+
+def test_every_rule_has_failing_fixtures():
+    assert set(FAILING) == set(RULES)
+
+
+def test_the_rendered_example_is_the_passing_fixture_of_every_rule(rendered, capsys):
+    assert main(["lint", *map(str, rendered.glob("*.json"))]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and f"{len(RULES)} rules: clean" in err
+
+
+@pytest.mark.parametrize(("rule", "index"), CASES, ids=[f"{rule}-{index}" for rule, index in CASES])
+def test_each_failing_fixture_trips_its_rule_alone(rendered, tmp_path, capsys, rule, index):
+    file, change = FAILING[rule][index]
+    code, lines = lint_with(rendered, tmp_path, file, change, capsys)
+    assert code == 1
+    assert lines, "no finding"
+    assert {line.split(": ")[1] for line in lines} == {rule}, lines
+    assert all(re.match(rf"\S+\.json: {rule}: \S", line) for line in lines), lines
+
+
+def test_a_file_of_no_known_kind_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "other.json").write_text('{"hello": "world"}')
+    (tmp_path / "broken.json").write_text("{")
+    for name, expected in (
+        ("other.json", "not a task definition, service"),
+        ("broken.json", "not valid JSON"),
+    ):
+        assert main(["lint", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0]
+
+
+def test_endpoints_can_come_from_the_flag(rendered, capsys):
+    task = str(rendered / "worker.task-definition.json")
+    assert main(["lint", task]) == 1
+    assert "no VPC endpoint list" in capsys.readouterr().out
+    assert main(["lint", "--vpc-endpoints", "ecr.api,ecr.dkr,s3,logs,secretsmanager,sts", task]) == 0
+    assert main(["lint", "--vpc-endpoints", "com.amazonaws.eu-west-1.ecr.api,s3", task]) == 1
+    out = capsys.readouterr().out
+    assert "no VPC endpoint for ecr.dkr" in out and "no VPC endpoint for ecr.api" not in out
+
+
+def test_docs_list_every_rule():
+    documented = set(re.findall(r"^\| `([a-z-]+)` \|", DOCS.read_text(), re.M))
+    assert documented == set(RULES)

@@ -1,0 +1,277 @@
+"""taskdefs render: the example settings give documents ECS accepts and lint clean; bad
+settings give one line each and write nothing."""
+
+import copy
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from taskdefs import apimodel
+from taskdefs.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "config" / "ecs" / "settings.example.toml"
+ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "worker")
+EXPECTED_FILES = {
+    *(f"{role}.task-definition.json" for role in (*ROLES, "db-migrate")),
+    *(f"{role}.service.json" for role in ROLES),
+    *(f"{role}.task-role.policy.json" for role in ROLES),
+    "api-server.target-group.json",
+    "execution-role.policy.json",
+    "ecs-tasks.trust-policy.json",
+    "vpc-endpoints.json",
+}
+
+
+def example() -> dict:
+    return tomllib.loads(EXAMPLE.read_text())
+
+
+def render(tmp_path: Path, settings: dict, capsys) -> tuple[int, Path, str]:
+    """Render `settings` (written as JSON) into tmp_path/out: exit code, out dir, stderr."""
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(settings))
+    out = tmp_path / "out"
+    code = main(["render", "--settings", str(path), "--out", str(out)])
+    return code, out, capsys.readouterr().err
+
+
+def load(out: Path, name: str) -> dict:
+    return json.loads((out / name).read_text())
+
+
+def containers(task: dict) -> dict[str, dict]:
+    return {container["name"]: container for container in task["containerDefinitions"]}
+
+
+def test_the_example_renders_every_document_and_each_passes_the_api_model(tmp_path, capsys):
+    code = main(["render", "--settings", str(EXAMPLE), "--out", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    assert {path.name for path in tmp_path.iterdir()} == EXPECTED_FILES
+    for kind, suffix in (("task-definition", ".task-definition.json"), ("service", ".service.json")):
+        for path in tmp_path.glob(f"*{suffix}"):
+            assert apimodel.problems(kind, json.loads(path.read_text())) == [], path.name
+    assert apimodel.problems("target-group", load(tmp_path, "api-server.target-group.json")) == []
+    assert main(["lint", *map(str, tmp_path.glob("*.json"))]) == 0
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_starts_after_its_dags_are_synced_and_keeps_them_fresh(tmp_path, capsys, role):
+    main(["render", "--settings", str(EXAMPLE), "--out", str(tmp_path)])
+    task = load(tmp_path, f"{role}.task-definition.json")
+    by_name = containers(task)
+    assert list(by_name) == ["dags-init", "airflow", "dags-sync"]
+    init, airflow, sidecar = by_name["dags-init"], by_name["airflow"], by_name["dags-sync"]
+    assert init["command"] == ["sync", "--once"] and init["essential"] is False
+    assert airflow["dependsOn"] == [{"containerName": "dags-init", "condition": "SUCCESS"}]
+    assert airflow["essential"] is True and airflow["command"] == [role]
+    assert sidecar["command"] == ["run"] and sidecar["essential"] is False
+    assert sidecar["dependsOn"] == [{"containerName": "airflow", "condition": "START"}]
+    assert sidecar["restartPolicy"]["enabled"] is True
+    assert airflow["healthCheck"]["command"] == ["CMD", "python", "-m", "healthchecks", role]
+    assert airflow["healthCheck"]["startPeriod"] >= 120
+    assert {m["sourceVolume"]: m["readOnly"] for m in airflow["mountPoints"]}["dags"] is True
+    assert all(c["user"] == "50000:0" and c["readonlyRootFilesystem"] for c in by_name.values())
+    assert airflow["stopTimeout"] == (120 if role == "worker" else 30)
+
+
+def test_secrets_reach_each_role_only_through_secrets_manager_arns(tmp_path, capsys):
+    main(["render", "--settings", str(EXAMPLE), "--out", str(tmp_path)])
+    secrets = example()["secrets"]
+    for role in ROLES:
+        airflow = containers(load(tmp_path, f"{role}.task-definition.json"))["airflow"]
+        injected = {s["name"]: s["valueFrom"] for s in airflow["secrets"]}
+        assert injected["AIRFLOW__API_AUTH__JWT_SECRET"] == secrets["jwt_secret"]
+        assert ("AIRFLOW_REDIS_PASSWORD" in injected) == (role in ("scheduler", "worker"))
+        assert ("AIRFLOW__API__SECRET_KEY" in injected) == (role == "api-server")
+        assert not set(injected.values()) & {e["value"] for e in airflow["environment"]}
+
+
+def test_only_the_worker_service_uses_fargate_spot_and_none_has_a_public_ip(tmp_path, capsys):
+    main(["render", "--settings", str(EXAMPLE), "--out", str(tmp_path)])
+    for role in ROLES:
+        service = load(tmp_path, f"{role}.service.json")
+        providers = {p["capacityProvider"] for p in service["capacityProviderStrategy"]}
+        assert ("FARGATE_SPOT" in providers) == (role == "worker")
+        assert service["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "DISABLED"
+        assert service["deploymentConfiguration"]["deploymentCircuitBreaker"] == {
+            "enable": True,
+            "rollback": True,
+        }
+    api = load(tmp_path, "api-server.service.json")
+    assert api["loadBalancers"][0]["containerPort"] == 8080 and api["healthCheckGracePeriodSeconds"] >= 120
+
+
+def test_task_roles_read_only_the_dag_prefix_and_write_only_the_log_prefix(tmp_path, capsys):
+    main(["render", "--settings", str(EXAMPLE), "--out", str(tmp_path)])
+    for role in ROLES:
+        statements = load(tmp_path, f"{role}.task-role.policy.json")["Statement"]
+        writes = {r for s in statements if "s3:PutObject" in s["Action"] for r in [s["Resource"]]}
+        reads = {s["Resource"] for s in statements if s["Action"] == ["s3:GetObject"]}
+        assert "arn:aws:s3:::example-airflow-dags/dags/*" in reads
+        assert writes == (
+            {"arn:aws:s3:::example-airflow-logs/logs/*"} if role in ("worker", "triggerer") else set()
+        )
+    execution = load(tmp_path, "execution-role.policy.json")["Statement"]
+    secret_grant = next(s for s in execution if s["Action"] == ["secretsmanager:GetSecretValue"])
+    assert sorted(secret_grant["Resource"]) == sorted(
+        v for k, v in example()["secrets"].items() if k != "backend_prefixes"
+    )
+
+
+def test_a_task_local_dag_volume_needs_no_efs(tmp_path, capsys):
+    settings = example()
+    settings["dags"] = {"bucket": "example-airflow-dags", "volume": "task"}
+    settings["architecture"] = "X86_64"
+    code, out, err = render(tmp_path, settings, capsys)
+    assert code == 0, err
+    task = load(out, "scheduler.task-definition.json")
+    assert {"name": "dags"} in task["volumes"]
+    assert not any("efsVolumeConfiguration" in volume for volume in task["volumes"])
+    assert task["runtimePlatform"]["cpuArchitecture"] == "X86_64"
+    assert "elasticfilesystem" not in (out / "scheduler.task-role.policy.json").read_text()
+
+
+def test_without_a_target_group_arn_the_api_server_service_waits_and_a_stale_one_goes(tmp_path, capsys):
+    settings = example()
+    code, out, _ = render(tmp_path, settings, capsys)
+    assert code == 0 and (out / "api-server.service.json").exists()
+    del settings["api"]["target_group_arn"]
+    code, out, err = render(tmp_path, settings, capsys)
+    assert code == 0
+    assert not (out / "api-server.service.json").exists()
+    assert (out / "api-server.target-group.json").exists() and (out / "scheduler.service.json").exists()
+    assert "not rendered: api-server.service.json: api.target_group_arn is not set" in err
+
+
+def test_ecs_exec_needs_the_ssmmessages_endpoint(tmp_path, capsys):
+    settings = example()
+    settings["ecs_exec"] = True
+    code, out, err = render(tmp_path, settings, capsys)
+    assert code == 2 and not out.exists()
+    assert "endpoint-coverage: no VPC endpoint for ssmmessages, needed because" in err
+    settings["network"]["vpc_endpoints"].append("ssmmessages")
+    code, out, err = render(tmp_path, settings, capsys)
+    assert code == 0, err
+    assert load(out, "worker.service.json")["enableExecuteCommand"] is True
+    assert "ssmmessages:OpenDataChannel" in (out / "worker.task-role.policy.json").read_text()
+
+
+def test_without_a_kms_key_no_role_gets_kms_and_no_kms_endpoint_is_needed(tmp_path, capsys):
+    settings = example()
+    del settings["kms"]
+    settings["network"]["vpc_endpoints"].remove("kms")
+    code, out, err = render(tmp_path, settings, capsys)
+    assert code == 0, err
+    assert not any("kms:" in path.read_text() for path in out.glob("*.policy.json"))
+
+
+def _without(path: str):
+    def edit(settings: dict) -> None:
+        *parents, key = path.split(".")
+        node = settings
+        for parent in parents:
+            node = node[parent]
+        del node[key]
+
+    return edit
+
+
+def _set(path: str, value):
+    def edit(settings: dict) -> None:
+        *parents, key = path.split(".")
+        node = settings
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[key] = value
+
+    return edit
+
+
+OTHER_REGION_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:airflow/jwt-secret-AbCdEf"
+BAD_SETTINGS = {
+    "missing key": (_without("secrets.jwt_secret"), "secrets.jwt_secret: missing"),
+    "malformed ARN": (
+        _set("secrets.fernet_key", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:airflow/fernet"),
+        "secrets.fernet_key: not a complete secret ARN",
+    ),
+    "SSM parameter instead of a secret": (
+        _set("secrets.database", "arn:aws:ssm:eu-west-1:123456789012:parameter/airflow/db"),
+        "secrets.database: not a complete secret ARN",
+    ),
+    "secret in another region": (
+        _set("secrets.jwt_secret", OTHER_REGION_SECRET),
+        "secrets.jwt_secret: is in region us-east-1, not eu-west-1",
+    ),
+    "image in another region": (
+        _set("images.airflow", "123456789012.dkr.ecr.us-east-1.amazonaws.com/airflow-ecs/airflow:3.1.8-1"),
+        "images.airflow: is in us-east-1, not eu-west-1: the tasks reach ECR only in their own region",
+    ),
+    "image outside ECR": (
+        _set("images.s3sync", "docker.io/library/python:3.13"),
+        "images.s3sync: not an ECR image",
+    ),
+    "image tagged latest": (
+        _set("images.s3sync", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/airflow-ecs/s3sync:latest"),
+        "images.s3sync: is tagged latest",
+    ),
+    "unknown region": (_set("region", "eu-west-9"), "region: not an AWS region with ECS"),
+    "cpu/memory pair Fargate rejects": (
+        _set("sizes.worker.memory", 1024),
+        "sizes.worker: Fargate has no 2048 cpu / 1024 MiB task: with 2048 cpu, memory is 4096 to 16384 MiB",
+    ),
+    "cpu Fargate does not offer": (
+        _set("sizes.scheduler.cpu", 1000),
+        "sizes.scheduler: cpu 1000 is not a Fargate size",
+    ),
+    "malformed subnet": (_set("network.subnets", ["subnet-xyz"]), "network.subnets: not a subnet id"),
+    "unknown key": (_set("dags.buckt", "typo"), "dags.buckt: unknown key"),
+    "wrong type": (_set("sizes.worker.count", "2"), "sizes.worker.count: must be a whole number"),
+    "EFS id with a task-local volume": (
+        lambda s: (_set("dags.volume", "task")(s), _without("dags.efs_access_point_id")(s)),
+        'dags.efs_file_system_id: only with dags.volume = "efs"',
+    ),
+    "bad bucket name": (_set("logs.bucket", "Logs_Bucket"), "logs.bucket: not an S3 bucket name"),
+    "api url with a path": (
+        _set("api.url", "https://airflow.example.com/ui"),
+        "api.url: must be the api-server's URL",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SETTINGS))
+def test_a_bad_setting_is_one_line_naming_its_key_and_nothing_is_written(tmp_path, capsys, case):
+    edit, expected = BAD_SETTINGS[case]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "scheduler.task-definition.json").write_text("previous render\n")
+    settings = example()
+    edit(settings)
+    code, out, err = render(tmp_path, settings, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"taskdefs: error: {tmp_path / 'settings.json'}: ")
+    assert expected in lines[0]
+    assert [path.name for path in out.iterdir()] == ["scheduler.task-definition.json"]
+    assert (out / "scheduler.task-definition.json").read_text() == "previous render\n"
+
+
+def test_settings_that_are_not_toml_are_one_line(tmp_path, capsys):
+    path = tmp_path / "settings.toml"
+    path.write_text("name = \n")
+    assert main(["render", "--settings", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not valid TOML" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_two_bad_settings_are_two_lines(tmp_path, capsys):
+    settings = copy.deepcopy(example())
+    del settings["account"]
+    settings["sizes"]["triggerer"]["memory"] = 3000
+    code, _, err = render(tmp_path, settings, capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 2
