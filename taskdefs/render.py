@@ -60,13 +60,21 @@ def render(settings: dict, templates: Path = TEMPLATES) -> Rendered:
     return Rendered(outputs, skipped)
 
 
-def check(rendered: Rendered, settings: dict) -> None:
-    """Every output against the API model and the lint rules; TaskdefsError lists what fails."""
+def check(rendered: Rendered, settings: dict, source: Path) -> None:
+    """Every output against the API model and the lint rules; TaskdefsError lists what fails.
+
+    A missing VPC endpoint is the settings' fault and is reported against the key that lists
+    them; anything else would be a template's, and names the rendered file."""
     documents = [Document(output.filename, output.kind, output.document) for output in rendered.outputs]
     endpoints = {short_endpoint_name(name) for name in settings["network"]["vpc_endpoints"]}
-    findings = lint.run(documents, endpoints)
-    if findings:
-        raise TaskdefsError("\n".join(f"rendered {finding}" for finding in findings))
+    problems = [
+        f"{source}: network.vpc_endpoints: {finding.message}"
+        if finding.rule == "endpoint-coverage" and finding.path == ENDPOINTS_FILE
+        else f"rendered {finding}"
+        for finding in lint.run(documents, endpoints)
+    ]
+    if problems:
+        raise TaskdefsError("\n".join(problems))
 
 
 def write(rendered: Rendered, out: Path) -> None:

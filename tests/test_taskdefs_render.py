@@ -151,7 +151,10 @@ def test_ecs_exec_needs_the_ssmmessages_endpoint(tmp_path, capsys):
     settings["ecs_exec"] = True
     code, out, err = render(tmp_path, settings, capsys)
     assert code == 2 and not out.exists()
-    assert "endpoint-coverage: no VPC endpoint for ssmmessages, needed because" in err
+    assert err.strip().splitlines() == [
+        f"taskdefs: error: {tmp_path / 'settings.json'}: network.vpc_endpoints: no VPC endpoint for "
+        "ssmmessages, needed because airflow-api-server enables ECS Exec"
+    ]
     settings["network"]["vpc_endpoints"].append("ssmmessages")
     code, out, err = render(tmp_path, settings, capsys)
     assert code == 0, err
