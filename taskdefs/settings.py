@@ -20,6 +20,9 @@ LOG_GROUP = re.compile(r"[A-Za-z0-9_./#-]{1,512}")
 TAG = re.compile(r"[\w .:/=+@-]{1,128}")
 ARCHITECTURES = ("ARM64", "X86_64")
 VOLUMES = ("efs", "task")
+# Not s3sync's "auto": it tells the modes apart by a 404 for LATEST.json, and S3 answers a
+# role that may list only the DAG prefix with 403 instead.
+SYNC_MODES = ("manifest", "listing")
 DEFAULT_SIZES = {
     "api-server": {"cpu": 1024, "memory": 2048, "count": 2},
     "scheduler": {"cpu": 1024, "memory": 2048, "count": 1},
@@ -198,6 +201,7 @@ def _read(reader: _Reader) -> dict:
                 "dags.efs_access_point_id", resource("fsap"), REQUIRED if efs else None
             ),
             "sync_interval": get("dags.sync_interval", _positive, default=10, kind=int),
+            "mode": get("dags.mode", _one_of(SYNC_MODES), default="manifest"),
         },
         "logs": {
             "bucket": get("logs.bucket", awsids.bucket_problem),
