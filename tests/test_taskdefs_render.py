@@ -236,6 +236,7 @@ BAD_SETTINGS = {
         lambda s: (_set("dags.volume", "task")(s), _without("dags.efs_access_point_id")(s)),
         'dags.efs_file_system_id: only with dags.volume = "efs"',
     ),
+    "sync mode auto": (_set("dags.mode", "auto"), "dags.mode: must be one of manifest, listing"),
     "bad bucket name": (_set("logs.bucket", "Logs_Bucket"), "logs.bucket: not an S3 bucket name"),
     "api url with a path": (
         _set("api.url", "https://airflow.example.com/ui"),
