@@ -9,6 +9,7 @@ from pathlib import Path
 from taskdefs import TaskdefsError
 
 KINDS = ("task-definition", "service", "target-group", "policy", "trust-policy", "endpoints")
+LABELS = {"policy": "IAM policy", "trust-policy": "IAM trust policy", "endpoints": "VPC endpoint list"}
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,28 @@ def load(path: Path) -> Document:
         raise TaskdefsError(
             f"{path}: not a task definition, service, target group, IAM policy or VPC endpoint list"
         )
+    problem = shape_problem(kind, body)
+    if problem:
+        raise TaskdefsError(f"{path}: not a valid {LABELS[kind]}: {problem}")
     return Document(str(path), kind, body)
+
+
+def shape_problem(kind: str, body: dict) -> str | None:
+    """For the kinds botocore has no model of: the shape the rules rely on."""
+    if kind == "endpoints":
+        names = body["vpcEndpoints"]
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            return "vpcEndpoints must be a list of names"
+    if kind in ("policy", "trust-policy"):
+        for index, statement in enumerate(body["Statement"]):
+            if not isinstance(statement, dict):
+                return f"statement {index} is not an object"
+            for key in ("Action", "Resource", "NotAction", "NotResource"):
+                value = statement.get(key, [])
+                values = value if isinstance(value, list) else [value]
+                if not all(isinstance(item, str) for item in values):
+                    return f"statement {index}: {key} must be a string or a list of strings"
+    return None
 
 
 def kind_of(body) -> str | None:

@@ -17,10 +17,13 @@ from taskdefs.shapes import (
 
 MIN_START_PERIOD = 120
 WORKER_STOP_TIMEOUT = 120  # also Fargate's maximum: the most a warm shutdown can get
+FARGATE_MAX_STOP_TIMEOUT = 120
+FARGATE_UNSUPPORTED_LINUX = ("devices", "sharedMemorySize", "maxSwap", "swappiness")
 ROOT_USERS = ("root", "0")
 AWSLOGS_OPTIONS = ("awslogs-group", "awslogs-region", "awslogs-stream-prefix")
+# (A secrets backend is a class name, not a secret.)
 SECRET_NAME = re.compile(
-    r"PASSWORD|PASSWD|SECRET|TOKEN|FERNET|PRIVATE_KEY|ACCESS_KEY|API_KEY|CREDENTIAL", re.I
+    r"PASSWORD|PASSWD|SECRET(?!S?_BACKEND)|TOKEN|FERNET|PRIVATE_KEY|ACCESS_KEY|API_KEY|CREDENTIAL", re.I
 )
 # Airflow reads AIRFLOW__SECTION__KEY_CMD / _SECRET as a command or a secrets-backend name,
 # not as the value; jwt_secret is the one setting whose own name ends in _SECRET.
@@ -90,8 +93,14 @@ def secrets_in_environment(inputs: Inputs):
             name, value = str(variable.get("name", "")), str(variable.get("value", ""))
             if SECRET_VALUE.search(value):
                 yield path, f"{where}: the value of {name} looks like a credential; use `secrets`"
-            elif SECRET_NAME.search(name) and not _is_airflow_reference(name):
+            elif SECRET_NAME.search(_setting_key(name)) and not _is_airflow_reference(name):
                 yield path, f"{where}: {name} looks secret; set it through `secrets`"
+
+
+def _setting_key(name: str) -> str:
+    """KEY of AIRFLOW__SECTION__KEY (the section, e.g. SECRETS, says nothing); else the name."""
+    parts = name.split("__")
+    return parts[2] if len(parts) == 3 and parts[0] == "AIRFLOW" else name
 
 
 def _is_airflow_reference(name: str) -> bool:
@@ -203,6 +212,41 @@ def sync_before_start(inputs: Inputs):
                     f"SUCCESS) for a container that fills it: it could start with no DAGs"
                 )
                 yield path, message
+
+
+@rule("volumes-declared", "every mounted volume is declared, and no path is mounted twice in a container")
+def volumes_declared(inputs: Inputs):
+    for path, task, container in _containers(inputs):
+        declared = {volume.get("name") for volume in task.get("volumes", []) or []}
+        name = container.get("name")
+        for volume in sorted(mounted_volumes(container) - declared, key=str):
+            yield path, f"container {name} mounts volume {volume}, which the task does not declare"
+        paths = [m.get("containerPath") for m in container.get("mountPoints", []) or []]
+        paths += [
+            t.get("containerPath") for t in (container.get("linuxParameters") or {}).get("tmpfs", []) or []
+        ]
+        for twice in sorted({p for p in paths if paths.count(p) > 1}, key=str):
+            yield path, f"container {name} mounts two things at {twice}"
+
+
+@rule("fargate-supported", "nothing Fargate refuses at run time: privileged, devices, host volumes, ...")
+def fargate_supported(inputs: Inputs):
+    for path, task in _tasks(inputs):
+        for volume in task.get("volumes", []) or []:
+            if "dockerVolumeConfiguration" in volume or (volume.get("host") or {}).get("sourcePath"):
+                yield path, f"volume {volume.get('name')} is a Docker or host volume; Fargate has neither"
+    for path, _, container in _containers(inputs):
+        linux = container.get("linuxParameters") or {}
+        unsupported = [key for key in FARGATE_UNSUPPORTED_LINUX if key in linux]
+        if container.get("privileged"):
+            unsupported.append("privileged")
+        if container.get("stopTimeout", 0) > FARGATE_MAX_STOP_TIMEOUT:
+            unsupported.append(f"stopTimeout > {FARGATE_MAX_STOP_TIMEOUT}")
+        if unsupported:
+            yield (
+                path,
+                f"container {container.get('name')} uses what Fargate refuses: {', '.join(unsupported)}",
+            )
 
 
 @rule("image-pinned", "every image names a version tag or a digest, never latest")

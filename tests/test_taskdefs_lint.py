@@ -120,6 +120,26 @@ FAILING = {
             lambda t: airflow(t).update(dependsOn=[{"containerName": "dags-init", "condition": "START"}]),
         ),
     ],
+    "volumes-declared": [
+        edit("scheduler.task-definition.json", lambda t: t.update(volumes=[])),
+        edit(
+            "worker.task-definition.json",
+            lambda t: airflow(t)["mountPoints"].append(
+                {"sourceVolume": "dags", "containerPath": "/tmp", "readOnly": False}
+            ),
+        ),
+    ],
+    "fargate-supported": [
+        edit("worker.task-definition.json", lambda t: airflow(t).update(stopTimeout=300)),
+        edit(
+            "scheduler.task-definition.json",
+            lambda t: airflow(t)["linuxParameters"].update(sharedMemorySize=64),
+        ),
+        edit(
+            "scheduler.task-definition.json",
+            lambda t: t["volumes"].append({"name": "docker", "host": {"sourcePath": "/var/run"}}),
+        ),
+    ],
     "image-pinned": [
         edit(
             "scheduler.task-definition.json",
@@ -167,6 +187,31 @@ FAILING = {
         ),
     ],
 }
+# Edits every rule must accept: what the rules must not mistake for a problem.
+PASSING = {
+    "airflow settings whose section, not key, says secret": edit(
+        "worker.task-definition.json",
+        lambda t: airflow(t)["environment"].extend(
+            [
+                {"name": "AIRFLOW__SECRETS__BACKEND_KWARGS", "value": '{"connections_prefix": "airflow/c"}'},
+                {"name": "AIRFLOW__WORKERS__SECRETS_BACKEND", "value": "SecretsManagerBackend"},
+                {"name": "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_SECRET", "value": "airflow/db-url"},
+                {"name": "AIRFLOW__CELERY__BROKER_URL", "value": "rediss://cache.example.com:6379/0"},
+            ]
+        ),
+    ),
+    "a JSON key of a secret": edit(
+        "api-server.task-definition.json",
+        lambda t: airflow(t)["secrets"][1].update(valueFrom=airflow(t)["secrets"][1]["valueFrom"] + ":jwt::"),
+    ),
+    "an image by digest": edit(
+        "scheduler.task-definition.json",
+        lambda t: airflow(t).update(image=airflow(t)["image"].rsplit(":", 1)[0] + "@sha256:" + "a" * 64),
+    ),
+    "a one-off task without a health check": edit(
+        "db-migrate.task-definition.json", lambda t: airflow(t).pop("healthCheck", None)
+    ),
+}
 CASES = [(rule, index) for rule, fixtures in FAILING.items() for index in range(len(fixtures))]
 
 
@@ -199,6 +244,25 @@ def test_each_failing_fixture_trips_its_rule_alone(rendered, tmp_path, capsys, r
     assert lines, "no finding"
     assert {line.split(": ")[1] for line in lines} == {rule}, lines
     assert all(re.match(rf"\S+\.json: {rule}: \S", line) for line in lines), lines
+
+
+@pytest.mark.parametrize("case", list(PASSING))
+def test_what_the_rules_must_accept(rendered, tmp_path, capsys, case):
+    file, change = PASSING[case]
+    code, lines = lint_with(rendered, tmp_path, file, change, capsys)
+    assert (code, lines) == (0, [])
+
+
+def test_a_malformed_document_is_reported_by_the_api_model_alone(rendered, tmp_path, capsys):
+    def break_shapes(task):
+        airflow(task)["environment"] = ["X=1"]
+        airflow(task)["healthCheck"]["startPeriod"] = "120"
+
+    code, lines = lint_with(rendered, tmp_path, "worker.task-definition.json", break_shapes, capsys)
+    assert code == 1
+    assert len(lines) == 2 and all(
+        ": api-model: ecs RegisterTaskDefinition: Invalid type" in line for line in lines
+    )
 
 
 def test_a_file_of_no_known_kind_is_one_line_and_exit_2(tmp_path, capsys):
