@@ -16,7 +16,7 @@ RESOURCE_ID = {
     "fs": re.compile(r"fs-[0-9a-f]{8}(?:[0-9a-f]{9})?"),
     "fsap": re.compile(r"fsap-[0-9a-f]{8}(?:[0-9a-f]{9})?"),
 }
-PARTITION = r"aws(?:-cn|-us-gov)?"
+PARTITION = r"(?P<partition>aws(?:-cn|-us-gov)?)"
 # A complete secret ARN ends in the 6 random characters Secrets Manager adds to the name;
 # ECS `valueFrom` may add :json-key:version-stage:version-id.
 SECRET_ARN = re.compile(
@@ -94,10 +94,23 @@ def hostname_problem(value: str) -> str | None:
     return None if HOSTNAME.fullmatch(value) else "not a host name"
 
 
+def partition_of(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def dns_suffix(partition: str) -> str:
+    return "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+
+
 def repository_arn(image: str) -> str:
     match = ECR_IMAGE.fullmatch(image)
     assert match, image
-    return f"arn:aws:ecr:{match['region']}:{match['account']}:repository/{match['repository']}"
+    partition = partition_of(match["region"])
+    return f"arn:{partition}:ecr:{match['region']}:{match['account']}:repository/{match['repository']}"
 
 
 def secret_resource_arn(value_from: str) -> str:
@@ -109,6 +122,8 @@ def secret_resource_arn(value_from: str) -> str:
 
 def _place_problem(match: re.Match, region: str, account: str) -> str | None:
     """Compared only with a region and account that are themselves valid (else "")."""
+    if region and match["partition"] != partition_of(region):
+        return f"is in partition {match['partition']}, not {partition_of(region)} of {region}"
     if region and match["region"] != region:
         return f"is in region {match['region'] or '(none)'}, not {region}"
     if account and match["account"] != account:

@@ -7,22 +7,15 @@ ROLE_TAG = "airflow-ecs:role"
 SECRETS_INJECTED = ("database", "jwt_secret", "fernet_key", "api_secret_key", "redis_password")
 
 
-def partition_of(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
-
-
 def shared(settings: dict) -> dict:
     """The context every template of one deployment shares."""
     name, region, account = settings["name"], settings["region"], settings["account"]
-    partition = partition_of(region)
+    partition = awsids.partition_of(region)
     dags, logs, api, secrets = settings["dags"], settings["logs"], settings["api"], settings["secrets"]
     return {
         **settings,
         "partition": partition,
+        "dns_suffix": awsids.dns_suffix(partition),
         "dags": {
             **dags,
             "source": f"s3://{dags['bucket']}/{dags['prefix']}",

@@ -15,7 +15,9 @@ from taskdefs.fargate import size_problem
 REQUIRED = object()
 NAME = re.compile(r"[a-z][a-z0-9-]{0,27}")  # "<name>-api" must fit a 32-character target group name
 CLUSTER = re.compile(r"[A-Za-z0-9_-]{1,255}")
-PREFIX = re.compile(r"[A-Za-z0-9!_.*'()-]+(?:/[A-Za-z0-9!_.*'()-]+)*")
+# No "*" or "?": a prefix goes into IAM resources, where they are wildcards.
+PREFIX = re.compile(r"[A-Za-z0-9!_.'()-]+(?:/[A-Za-z0-9!_.'()-]+)*")
+ENDPOINT = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)*")
 LOG_GROUP = re.compile(r"[A-Za-z0-9_./#-]{1,512}")
 TAG = re.compile(r"[\w .:/=+@-]{1,128}")
 ARCHITECTURES = ("ARM64", "X86_64")
@@ -97,8 +99,17 @@ class _Reader:
         return value
 
     def unknown_keys(self) -> list[str]:
+        """Keys of the file nothing read: unknown ones, and values where a table belongs."""
         known = self.read | self.open_tables
-        return [f"{key}: unknown key" for key in _leaf_keys(self.raw, self.open_tables) if key not in known]
+        problems = []
+        for key in _leaf_keys(self.raw, known):
+            if key in known:
+                continue
+            if any(read.startswith(f"{key}.") for read in known):
+                problems.append(f"{key}: must be a table")
+            else:
+                problems.append(f"{key}: unknown key")
+        return problems
 
     def lookup(self, key: str):
         node = self.raw
@@ -109,12 +120,13 @@ class _Reader:
         return node
 
 
-def _leaf_keys(node: dict, open_tables: set[str], prefix: str = "") -> list[str]:
+def _leaf_keys(node: dict, known: set[str], prefix: str = "") -> list[str]:
+    """Every key of the file down to a value, or to a key read as a whole (never below it)."""
     keys = []
     for name, value in node.items():
         key = f"{prefix}{name}"
-        if isinstance(value, dict) and key not in open_tables:
-            keys.extend(_leaf_keys(value, open_tables, f"{key}.") or [key])
+        if isinstance(value, dict) and key not in known:
+            keys.extend(_leaf_keys(value, known, f"{key}.") or [key])
         else:
             keys.append(key)
     return keys
@@ -144,6 +156,18 @@ def _each(check: Check) -> Check:
 
 def _one_of(choices: tuple[str, ...]) -> Check:
     return lambda value: None if value in choices else f"must be one of {', '.join(choices)}"
+
+
+def _whole_secret(check: Check) -> Check:
+    """The database login is read as one JSON object: no :json-key: of it."""
+
+    def whole(value: str) -> str | None:
+        problem = check(value)
+        if problem is None and awsids.SECRET_ARN.fullmatch(value)["field"]:
+            return "must be the whole secret (its JSON is read), without a :json-key: suffix"
+        return problem
+
+    return whole
 
 
 def _positive(value: int) -> str | None:
@@ -190,7 +214,9 @@ def _read(reader: _Reader) -> dict:
             "vpc_id": get("network.vpc_id", resource("vpc")),
             "subnets": get("network.subnets", _each(resource("subnet")), kind=list),
             "security_groups": get("network.security_groups", _each(resource("sg")), kind=list),
-            "vpc_endpoints": get("network.vpc_endpoints", kind=list),
+            "vpc_endpoints": get(
+                "network.vpc_endpoints", _each(_pattern(ENDPOINT, "a VPC endpoint service name")), kind=list
+            ),
         },
         "dags": {
             "bucket": get("dags.bucket", awsids.bucket_problem),
@@ -222,7 +248,7 @@ def _read(reader: _Reader) -> dict:
             "target_group_arn": get("api.target_group_arn", arn("target-group"), default=None),
         },
         "secrets": {
-            "database": get("secrets.database", arn("secret")),
+            "database": get("secrets.database", _whole_secret(arn("secret"))),
             "jwt_secret": get("secrets.jwt_secret", arn("secret")),
             "fernet_key": get("secrets.fernet_key", arn("secret")),
             "api_secret_key": get("secrets.api_secret_key", arn("secret")),

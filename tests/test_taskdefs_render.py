@@ -193,6 +193,7 @@ def _set(path: str, value):
     return edit
 
 
+EXAMPLE_DB_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!cluster-0a1b2c3d-AbCdEf"
 OTHER_REGION_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:airflow/jwt-secret-AbCdEf"
 BAD_SETTINGS = {
     "missing key": (_without("secrets.jwt_secret"), "secrets.jwt_secret: missing"),
@@ -237,6 +238,24 @@ BAD_SETTINGS = {
         'dags.efs_file_system_id: only with dags.volume = "efs"',
     ),
     "sync mode auto": (_set("dags.mode", "auto"), "dags.mode: must be one of manifest, listing"),
+    "a key of the database secret": (
+        _set("secrets.database", EXAMPLE_DB_SECRET + ":password::"),
+        "secrets.database: must be the whole secret",
+    ),
+    "a wildcard in a prefix": (_set("dags.prefix", "dags/*"), "dags.prefix: not an S3 prefix"),
+    "a secret of another partition": (
+        _set(
+            "secrets.fernet_key",
+            OTHER_REGION_SECRET.replace("arn:aws:", "arn:aws-cn:").replace("us-east-1", "eu-west-1"),
+        ),
+        "secrets.fernet_key: is in partition aws-cn, not aws of eu-west-1",
+    ),
+    "a string where a table belongs": (_set("sizes", "large"), "sizes: must be a table"),
+    "a table where a string belongs": (_set("region", {"name": "eu-west-1"}), "region: must be a string"),
+    "a malformed endpoint name": (
+        _set("network.vpc_endpoints", ["s3", "garbage!!"]),
+        "network.vpc_endpoints: not a VPC endpoint",
+    ),
     "bad bucket name": (_set("logs.bucket", "Logs_Bucket"), "logs.bucket: not an S3 bucket name"),
     "api url with a path": (
         _set("api.url", "https://airflow.example.com/ui"),
@@ -279,3 +298,15 @@ def test_two_bad_settings_are_two_lines(tmp_path, capsys):
     code, _, err = render(tmp_path, settings, capsys)
     assert code == 2
     assert len(err.strip().splitlines()) == 2
+
+
+def test_a_china_region_gets_its_partition_and_domain_everywhere(tmp_path, capsys):
+    text = EXAMPLE.read_text().replace("eu-west-1", "cn-north-1").replace("arn:aws:", "arn:aws-cn:")
+    settings = tomllib.loads(text.replace(".amazonaws.com/", ".amazonaws.com.cn/"))
+    code, out, err = render(tmp_path, settings, capsys)
+    assert code == 0, err
+    execution = (out / "execution-role.policy.json").read_text()
+    assert "arn:aws-cn:ecr:cn-north-1:123456789012:repository/airflow-ecs/airflow" in execution
+    assert "secretsmanager.cn-north-1.amazonaws.com.cn" in execution
+    rendered = "".join(path.read_text() for path in out.glob("*.json"))
+    assert "arn:aws:" not in rendered
