@@ -78,15 +78,27 @@ def check(rendered: Rendered, settings: dict, source: Path) -> None:
 
 
 def write(rendered: Rendered, out: Path) -> None:
-    """Each file replaced atomically; a file this render skipped is removed, not left stale."""
+    """All files staged beside their targets first, then each renamed into place: a write
+    that fails changes nothing. A file this render skipped is removed, not left stale."""
+    created = not out.exists()
+    staged: list[tuple[Path, Path]] = []
     try:
         out.mkdir(parents=True, exist_ok=True)
         for output in rendered.outputs:
-            _write_atomically(out / output.filename, json.dumps(output.document, indent=2) + "\n")
-        for filename in rendered.skipped:
-            (out / filename).unlink(missing_ok=True)
+            target = out / output.filename
+            if target.is_dir():
+                raise IsADirectoryError(0, "a directory is in the way", str(target))
+            staged.append((_stage(target, json.dumps(output.document, indent=2) + "\n"), target))
     except OSError as exc:
-        raise TaskdefsError(f"{out}: cannot write: {exc.strerror}: {exc.filename}") from None
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise TaskdefsError(f"{exc.filename or out}: cannot write: {exc.strerror}; nothing written") from None
+    for temporary, target in staged:
+        os.replace(temporary, target)
+    for filename in rendered.skipped:
+        (out / filename).unlink(missing_ok=True)
 
 
 def _role_context(templates: Path, shared: dict, role: str) -> dict:
@@ -115,12 +127,8 @@ def _load(path: Path):
         raise TaskdefsError(f"{path}: the template is not valid JSON: {exc}") from None
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+def _stage(target: Path, text: str) -> Path:
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    with os.fdopen(handle, "w") as file:
+        file.write(text)
+    return Path(temporary)

@@ -310,3 +310,29 @@ def test_a_china_region_gets_its_partition_and_domain_everywhere(tmp_path, capsy
     assert "secretsmanager.cn-north-1.amazonaws.com.cn" in execution
     rendered = "".join(path.read_text() for path in out.glob("*.json"))
     assert "arn:aws:" not in rendered
+
+
+def test_a_write_that_fails_changes_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["render", "--settings", str(EXAMPLE), "--out", str(out)]) == 0
+    before = {path.name: path.read_text() for path in out.iterdir()}
+    settings = example()
+    settings["name"] = "airflow2"
+    settings["dags"]["prefix"] = "dags2"
+    elsewhere = tmp_path / "elsewhere"
+    changed_settings = tmp_path / "changed.json"
+    changed_settings.write_text(json.dumps(settings))
+    assert main(["render", "--settings", str(changed_settings), "--out", str(elsewhere)]) == 0
+    differ = [name for name, text in before.items() if (elsewhere / name).read_text() != text]
+    assert len(differ) >= 15  # so a partial write would show
+    (out / "worker.service.json").unlink()
+    (out / "worker.service.json").mkdir()  # in the way of one file
+    capsys.readouterr()
+    assert main(["render", "--settings", str(changed_settings), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"taskdefs: error: {out / 'worker.service.json'}: cannot write: a directory is in the way; "
+        "nothing written"
+    ]
+    after = {path.name: path.read_text() for path in out.iterdir() if path.is_file()}
+    assert after == {name: text for name, text in before.items() if name != "worker.service.json"}
