@@ -128,7 +128,7 @@ def test_a_task_local_dag_volume_needs_no_efs(tmp_path, capsys):
     code, out, err = render(tmp_path, settings, capsys)
     assert code == 0, err
     task = load(out, "scheduler.task-definition.json")
-    assert {"name": "dags"} in task["volumes"]
+    assert task["volumes"] == [{"name": "dags"}]
     assert not any("efsVolumeConfiguration" in volume for volume in task["volumes"])
     assert task["runtimePlatform"]["cpuArchitecture"] == "X86_64"
     assert "elasticfilesystem" not in (out / "scheduler.task-role.policy.json").read_text()
@@ -159,6 +159,10 @@ def test_ecs_exec_needs_the_ssmmessages_endpoint(tmp_path, capsys):
     code, out, err = render(tmp_path, settings, capsys)
     assert code == 0, err
     assert load(out, "worker.service.json")["enableExecuteCommand"] is True
+    # The agent ECS Exec starts in the container writes its state and logs: volumes, the root stays read-only.
+    airflow = containers(load(out, "worker.task-definition.json"))["airflow"]
+    writable = {m["containerPath"] for m in airflow["mountPoints"] if not m["readOnly"]}
+    assert writable == {"/var/lib/amazon", "/var/log/amazon"} and airflow["readonlyRootFilesystem"] is True
     assert "ssmmessages:OpenDataChannel" in (out / "worker.task-role.policy.json").read_text()
 
 
