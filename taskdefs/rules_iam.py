@@ -1,5 +1,7 @@
 """Guardrails for IAM policies: named actions on named resources."""
 
+import re
+
 from taskdefs.ruleset import Inputs, rule
 
 # Actions IAM cannot scope to a resource: "*" is their only Resource.
@@ -13,6 +15,11 @@ UNSCOPABLE_ACTIONS = frozenset(
         "ssmmessages:OpenDataChannel",
     }
 )
+
+
+# A resource naming every thing of its type (secret:*, key/*, an S3 bucket or all of one).
+WHOLE_TYPE = re.compile(r"arn:[^:]+:[^:]+:[^:]*:[^:]*:(?:\*|[A-Za-z-]+[:/]\*)")
+WHOLE_BUCKET = re.compile(r"arn:[^:]+:s3:::(?:\*|[^/]+/\*)")
 
 
 def as_list(value) -> list:
