@@ -52,3 +52,14 @@ def iam_least_privilege(inputs: Inputs):
             if "*" in resources and not set(actions) <= UNSCOPABLE_ACTIONS:
                 scopable = sorted(set(actions) - UNSCOPABLE_ACTIONS)
                 yield document.path, f'{where}: Resource "*" for {", ".join(scopable)}, which can be scoped'
+            broad = [r for r in resources if WHOLE_TYPE.fullmatch(r) or WHOLE_BUCKET.fullmatch(r)]
+            if broad:
+                yield (
+                    document.path,
+                    f"{where}: {', '.join(broad)} names everything of its kind, not one prefix",
+                )
+            if "s3:ListBucket" in actions and "s3:prefix" not in str(statement.get("Condition", {})):
+                yield (
+                    document.path,
+                    f"{where}: s3:ListBucket without an s3:prefix condition lists the whole bucket",
+                )

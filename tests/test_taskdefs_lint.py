@@ -175,6 +175,17 @@ FAILING = {
         edit(
             "scheduler.task-role.policy.json", lambda p: statement("ReadDagReleases")(p).update(Resource="*")
         ),
+        edit(
+            "worker.task-role.policy.json",
+            lambda p: statement("WriteTaskLogs")(p).update(Resource="arn:aws:s3:::example-airflow-logs/*"),
+        ),
+        edit(
+            "execution-role.policy.json",
+            lambda p: statement("InjectTheNamedSecrets")(p).update(
+                Resource="arn:aws:secretsmanager:eu-west-1:123456789012:secret:*"
+            ),
+        ),
+        edit("api-server.task-role.policy.json", lambda p: statement("ListTaskLogs")(p).pop("Condition")),
     ],
     "endpoint-coverage": [
         edit(
