@@ -106,19 +106,33 @@ def test_only_the_worker_service_uses_fargate_spot_and_none_has_a_public_ip(tmp_
 
 def test_task_roles_read_only_the_dag_prefix_and_write_only_the_log_prefix(tmp_path, capsys):
     main(["render", "--settings", str(EXAMPLE), "--out", str(tmp_path)])
+    dags, logs = "arn:aws:s3:::example-airflow-dags", "arn:aws:s3:::example-airflow-logs"
     for role in ROLES:
-        statements = load(tmp_path, f"{role}.task-role.policy.json")["Statement"]
-        writes = {r for s in statements if "s3:PutObject" in s["Action"] for r in [s["Resource"]]}
-        reads = {s["Resource"] for s in statements if s["Action"] == ["s3:GetObject"]}
-        assert "arn:aws:s3:::example-airflow-dags/dags/*" in reads
-        assert writes == (
-            {"arn:aws:s3:::example-airflow-logs/logs/*"} if role in ("worker", "triggerer") else set()
-        )
+        s3 = [
+            statement
+            for statement in load(tmp_path, f"{role}.task-role.policy.json")["Statement"]
+            if any(action.startswith("s3:") for action in statement["Action"])
+        ]
+        grants = {(action, statement["Resource"]) for statement in s3 for action in statement["Action"]}
+        writes_logs = role in ("worker", "triggerer")
+        reads_logs = writes_logs or role == "api-server"
+        assert grants == {
+            ("s3:GetObject", f"{dags}/dags/*"),
+            ("s3:ListBucket", dags),
+            *([("s3:GetObject", f"{logs}/logs/*"), ("s3:ListBucket", logs)] if reads_logs else []),
+            *([("s3:PutObject", f"{logs}/logs/*")] if writes_logs else []),
+        }, role
+        for statement in s3:
+            if statement["Action"] == ["s3:ListBucket"]:
+                prefix = "dags" if statement["Resource"] == dags else "logs"
+                assert statement["Condition"] == {"StringLike": {"s3:prefix": [f"{prefix}/*"]}}
     execution = load(tmp_path, "execution-role.policy.json")["Statement"]
     secret_grant = next(s for s in execution if s["Action"] == ["secretsmanager:GetSecretValue"])
     assert sorted(secret_grant["Resource"]) == sorted(
         v for k, v in example()["secrets"].items() if k != "backend_prefixes"
     )
+    kms = next(s for s in execution if s["Action"] == ["kms:Decrypt"])
+    assert kms["Resource"] == example()["kms"]["key_arn"]
 
 
 def test_a_task_local_dag_volume_needs_no_efs(tmp_path, capsys):
