@@ -23,6 +23,7 @@ from tests.containers.docker import AIRFLOW_IMAGE, LABEL, S3SYNC_IMAGE, docker, 
 from tests.containers.stack import published_tree
 from tests.e2e import dags
 from tests.e2e.stack import BUCKET, REDIS_PORT, free_port
+from tests.support.trees import wait_for
 
 pytestmark = pytest.mark.container
 
@@ -76,7 +77,8 @@ def docker_run_args(
         options += ["-v", f"{volumes[point['sourceVolume']]}:{point['containerPath']}{read_only}"]
     env = {variable["name"]: variable["value"] for variable in container.get("environment", [])}
     env |= {secret["name"]: secret_values[secret["valueFrom"]] for secret in container.get("secrets", [])}
-    env |= extra_env
+    redis = "AIRFLOW_REDIS_HOST" in env
+    env |= {key: value for key, value in extra_env.items() if redis or not key.startswith("AIRFLOW_REDIS_")}
     image = LOCAL_IMAGES[container["image"].rsplit("/", 1)[1].split(":")[0]]
     return [*options, *env_args(env)], image, container["command"]
 
@@ -127,6 +129,7 @@ def test_the_scheduler_task_runs_as_ecs_runs_it(stack, tmp_path):
     code, _, err, _ = run(image, *command, options=tuple(options), label=f"{LABEL}={stack.tag}", timeout=600)
     assert code == 0, err[-3000:]
     assert "database migrated" in err
+    assert "Tini is not running as PID 1" not in err  # the image's tini is a subreaper under ECS's init
 
     task = json.loads((out / "scheduler.task-definition.json").read_text())
     init, airflow, sidecar = task["containerDefinitions"]
@@ -134,6 +137,7 @@ def test_the_scheduler_task_runs_as_ecs_runs_it(stack, tmp_path):
     code, _, err, _ = run(image, *command, options=tuple(options), label=f"{LABEL}={stack.tag}")
     assert code == 0, err[-3000:]
     assert published_tree(volumes["dags"]) == {"hello.py"}
+    assert "Tini is not running as PID 1" not in err
 
     for container, extra_env in ((airflow, airflow_env), (sidecar, aws)):
         options, image, command = docker_run_args(container, volumes, secret_values, extra_env)
@@ -143,3 +147,10 @@ def test_the_scheduler_task_runs_as_ecs_runs_it(stack, tmp_path):
             *health_options(container), *options, image, *command,
         )  # fmt: skip
         wait_healthy(name, timeout=container["healthCheck"]["startPeriod"] + 60)
+
+    # The long-running sidecar follows the next release into the volume the scheduler reads.
+    dags.write(tmp_path / "dags", {"hello.py": dags.HEADER, "second.py": dags.HEADER})
+    stack.publish(tmp_path / "dags")
+    wait_for(
+        lambda: published_tree(volumes["dags"]) == {"hello.py", "second.py"}, timeout=60, step=1, what="2nd"
+    )
