@@ -3,7 +3,8 @@
 It counts every S3 request it serves (so tests count requests server-side, not in
 the client) and can inject faults. Control endpoints, never counted:
 
-    GET  /_test/requests   -> {"requests": [[method, path, query, status], ...]}
+    GET  /_test/requests   -> {"requests": [[method, path, query, status], ...],
+                               "bytes_in": request bodies, "bytes_out": response bodies}
     POST /_test/reset      -> forget the counted requests and faults
     POST /_test/faults     <- {"method": "GET", "contains": "objects/", "times": 3,
                                "status": 500 | "delay": 2.5 | "truncate": true}
@@ -31,6 +32,8 @@ class Recorder:
         self.lock = threading.Lock()
         self.requests: list[list] = []
         self.faults: list[dict] = []
+        self.bytes_in = 0
+        self.bytes_out = 0
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -44,6 +47,7 @@ class Recorder:
         record = [method, path, query, None]
         with self.lock:
             self.requests.append(record)
+            self.bytes_in += int(environ.get("CONTENT_LENGTH") or 0)
         if fault and "status" in fault:
             record[3] = fault["status"]
             body = b"<Error><Code>InternalError</Code><Message>injected</Message></Error>"
@@ -57,6 +61,9 @@ class Recorder:
 
         def recording_start(status, headers, exc_info=None):
             record[3] = int(status.split()[0])
+            length = next((value for name, value in headers if name.lower() == "content-length"), "0")
+            with self.lock:
+                self.bytes_out += int(length) if method != "HEAD" else 0
             return start_response(status, headers, exc_info)
 
         result = self.app(environ, recording_start)
@@ -84,11 +91,14 @@ class Recorder:
     def control(self, environ, start_response, path):
         if path == "/_test/requests":
             with self.lock:
-                payload = json.dumps({"requests": self.requests}).encode()
+                payload = json.dumps(
+                    {"requests": self.requests, "bytes_in": self.bytes_in, "bytes_out": self.bytes_out}
+                ).encode()
         elif path == "/_test/reset":
             with self.lock:
                 self.requests.clear()
                 self.faults.clear()
+                self.bytes_in = self.bytes_out = 0
             payload = b"{}"
         elif path == "/_test/faults":
             length = int(environ.get("CONTENT_LENGTH") or 0)
