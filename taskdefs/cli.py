@@ -80,7 +80,7 @@ def _render(parser: argparse.ArgumentParser, args) -> int:
             parser.error(f"render needs --{flag} (or {'TASKDEFS_' + flag.upper()})")
     values = settings.load(args.settings)
     rendered = render.render(values, args.templates)
-    render.check(rendered, values, args.settings)
+    render.check(rendered, args.settings)
     render.write(rendered, args.out)
     for output in rendered.outputs:
         print(args.out / output.filename)

@@ -68,10 +68,6 @@ def for_role(shared_context: dict, role: str, has_task_role: bool) -> dict:
     return {**shared_context, "role": role_context}
 
 
-def role_name(arn: str) -> str:
-    return arn.rsplit("/", 1)[-1]
-
-
 def _efs_arns(dags: dict, partition: str, region: str, account: str) -> dict:
     if dags["volume"] != "efs":
         return {}

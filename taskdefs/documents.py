@@ -8,7 +8,6 @@ from pathlib import Path
 
 from taskdefs import TaskdefsError
 
-KINDS = ("task-definition", "service", "target-group", "policy", "trust-policy", "endpoints")
 LABELS = {"policy": "IAM policy", "trust-policy": "IAM trust policy", "endpoints": "VPC endpoint list"}
 
 
@@ -48,9 +47,7 @@ def shape_problem(kind: str, body: dict) -> str | None:
             if not isinstance(statement, dict):
                 return f"statement {index} is not an object"
             for key in ("Action", "Resource", "NotAction", "NotResource"):
-                value = statement.get(key, [])
-                values = value if isinstance(value, list) else [value]
-                if not all(isinstance(item, str) for item in values):
+                if not all(isinstance(item, str) for item in as_list(statement.get(key, []))):
                     return f"statement {index}: {key} must be a string or a list of strings"
     return None
 
@@ -70,6 +67,11 @@ def kind_of(body) -> str | None:
     if "vpcEndpoints" in body:
         return "endpoints"
     return None
+
+
+def as_list(value) -> list:
+    """An IAM element that may be one string or a list of them, as a list."""
+    return value if isinstance(value, list) else [value]
 
 
 def endpoints_document(region: str, endpoints: list[str]) -> dict:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from taskdefs import TaskdefsError, context, lint
-from taskdefs.documents import Document, endpoints_document, short_endpoint_name
+from taskdefs.documents import Document, endpoints_document
 from taskdefs.template import fill
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "config" / "ecs"
@@ -60,18 +60,18 @@ def render(settings: dict, templates: Path = TEMPLATES) -> Rendered:
     return Rendered(outputs, skipped)
 
 
-def check(rendered: Rendered, settings: dict, source: Path) -> None:
+def check(rendered: Rendered, source: Path) -> None:
     """Every output against the API model and the lint rules; TaskdefsError lists what fails.
 
     A missing VPC endpoint is the settings' fault and is reported against the key that lists
     them; anything else would be a template's, and names the rendered file."""
+    # The endpoint list is among the outputs (vpc-endpoints.json), so lint reads it from there.
     documents = [Document(output.filename, output.kind, output.document) for output in rendered.outputs]
-    endpoints = {short_endpoint_name(name) for name in settings["network"]["vpc_endpoints"]}
     problems = [
         f"{source}: network.vpc_endpoints: {finding.message}"
         if finding.rule == "endpoint-coverage" and finding.path == ENDPOINTS_FILE
         else f"rendered {finding}"
-        for finding in lint.run(documents, endpoints)
+        for finding in lint.run(documents)
     ]
     if problems:
         raise TaskdefsError("\n".join(problems))

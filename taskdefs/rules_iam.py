@@ -2,6 +2,7 @@
 
 import re
 
+from taskdefs.documents import as_list
 from taskdefs.ruleset import Inputs, rule
 
 # Actions IAM cannot scope to a resource: "*" is their only Resource.
@@ -20,10 +21,6 @@ UNSCOPABLE_ACTIONS = frozenset(
 # A resource naming every thing of its type (secret:*, key/*, an S3 bucket or all of one).
 WHOLE_TYPE = re.compile(r"arn:[^:]+:[^:]+:[^:]*:[^:]*:(?:\*|[A-Za-z-]+[:/]\*)")
 WHOLE_BUCKET = re.compile(r"arn:[^:]+:s3:::(?:\*|[^/]+/\*)")
-
-
-def as_list(value) -> list:
-    return value if isinstance(value, list) else [value]
 
 
 def allowed_actions(statement: dict) -> list[str]:

@@ -3,10 +3,10 @@
 import re
 from collections.abc import Iterator
 
+from entrypoint.roles import ONE_OFF
 from taskdefs import apimodel, awsids
 from taskdefs.ruleset import Inputs, rule
 from taskdefs.shapes import (
-    ONE_OFF_ROLES,
     containers,
     is_worker_container,
     mounted_volumes,
@@ -16,8 +16,8 @@ from taskdefs.shapes import (
 )
 
 MIN_START_PERIOD = 120
-WORKER_STOP_TIMEOUT = 120  # also Fargate's maximum: the most a warm shutdown can get
 FARGATE_MAX_STOP_TIMEOUT = 120
+WORKER_STOP_TIMEOUT = FARGATE_MAX_STOP_TIMEOUT  # the most a warm shutdown can get
 FARGATE_UNSUPPORTED_LINUX = ("devices", "sharedMemorySize", "maxSwap", "swappiness")
 ROOT_USERS = ("root", "0")
 AWSLOGS_OPTIONS = ("awslogs-group", "awslogs-region", "awslogs-stream-prefix")
@@ -73,7 +73,7 @@ def health_check(inputs: Inputs):
         check = container.get("healthCheck")
         name = container.get("name")
         if check is None:
-            if container.get("essential", True) and role_of_task(task) not in ONE_OFF_ROLES:
+            if container.get("essential", True) and role_of_task(task) not in ONE_OFF:
                 yield path, f"container {name} has no healthCheck: ECS ignores the image's HEALTHCHECK"
             continue
         start = check.get("startPeriod", 0)

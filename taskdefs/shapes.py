@@ -1,9 +1,7 @@
 """Questions the rules ask of a task definition or service: its role, its containers."""
 
+from entrypoint.roles import ROLES
 from taskdefs.context import ROLE_TAG
-
-AIRFLOW_ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "worker", "db-migrate")
-ONE_OFF_ROLES = ("db-migrate",)
 
 
 def containers(task_definition: dict) -> list[dict]:
@@ -35,7 +33,7 @@ def role_of_command(command: list) -> str | None:
         return "worker"
     if words and words[0] == "airflow":
         words = words[1:]
-    return words[0] if words and words[0] in AIRFLOW_ROLES else None
+    return words[0] if words and words[0] in ROLES else None
 
 
 def family(task_definition_reference: str) -> str:

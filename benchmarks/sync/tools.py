@@ -5,6 +5,7 @@ s3sync runs in-process, as its sidecar does (`s3sync run` is one long-lived proc
 others run as a sidecar of theirs would, one process per poll (`while true; aws s3 sync`).
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -155,6 +156,10 @@ bundle.refresh()
 print(json.dumps({"seconds": time.perf_counter() - started, "path": str(bundle.path)}))
 """
 
+    def __init__(self, server):
+        super().__init__(server)
+        self.paths: dict[Path, Path] = {}
+
     @staticmethod
     def available() -> str | None:
         try:
@@ -164,8 +169,6 @@ print(json.dumps({"seconds": time.perf_counter() - started, "path": str(bundle.p
         return None
 
     def poll(self, target: Path) -> float:
-        import json
-
         env = {
             "AIRFLOW_HOME": str(target.parent / f"{target.name}-home"),
             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(target),
@@ -189,10 +192,6 @@ print(json.dumps({"seconds": time.perf_counter() - started, "path": str(bundle.p
         answer = json.loads(result.stdout.strip().splitlines()[-1])
         self.paths[target] = Path(answer["path"])
         return answer["seconds"]
-
-    def __init__(self, server):
-        super().__init__(server)
-        self.paths: dict[Path, Path] = {}
 
     def live(self, target: Path) -> Path:
         return self.paths.get(target, target)
