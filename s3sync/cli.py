@@ -147,7 +147,7 @@ def _pull(args, client, location: S3Location, limits: Limits) -> int:
         raise _UsageError("--target is required (or set S3SYNC_TARGET)")
     log = logs.get_logger(source=str(location), target=str(args.target))
     remote = Remote(client, location, limits, args.mode, download_attempts=args.s3_retries)
-    settings = PullSettings(limits, args.concurrency, args.pack_min_files, args.keep, args.grace)
+    settings = PullSettings(limits, args.concurrency, args.request_cost, args.keep, args.grace)
     layout = Layout(args.target, lock_timeout=args.lock_timeout)
     syncer = Syncer(remote, layout, settings, args.release, log)
     if getattr(args, "once", False):

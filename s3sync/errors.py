@@ -17,6 +17,10 @@ class VerificationError(BadInput):
     """Downloaded bytes do not match what the manifest promises."""
 
 
+class TargetError(S3SyncError):
+    """The target filesystem refused a write (full, read-only, no permission)."""
+
+
 class TransientError(S3SyncError):
     """S3 failed or timed out; the next attempt may succeed."""
 

@@ -44,8 +44,12 @@ class State:
 
 def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not also collect half-written files
+        raise
 
 
 class Layout:
@@ -60,6 +64,7 @@ class Layout:
         self.state_file = self.meta / "state.json"
         self.lock = FileLock(self.meta / "lock", timeout=lock_timeout)
         self.owner = f"{socket.gethostname()}-{os.getpid()}"
+        self._last_manifest: Manifest | None = None
 
     def prepare(self) -> None:
         if self.root.exists() and not self.root.is_dir():
@@ -93,15 +98,22 @@ class Layout:
     def write_state(self, state: State) -> None:
         write_atomic(self.state_file, json.dumps(asdict(state), indent=1).encode())
 
-    def save_manifest(self, manifest: Manifest) -> None:
-        write_atomic(self.manifests / f"{manifest.release}.json", manifest.to_json_bytes())
+    def save_manifest(self, manifest: Manifest, raw: bytes | None = None) -> None:
+        """Keep a release's manifest: the published bytes when there are any (no re-encoding)."""
+        write_atomic(self.manifests / f"{manifest.release}.json", raw or manifest.to_json_bytes())
+        self._last_manifest = manifest
 
     def load_manifest(self, release: str, limits: Limits) -> Manifest | None:
+        # The manifest saved last is the live one on the next poll: keep it parsed.
+        if self._last_manifest is not None and self._last_manifest.release == release:
+            return self._last_manifest
         path = self.manifests / f"{release}.json"
         try:
-            return parse(path.read_bytes(), limits, str(path))
+            manifest = parse(path.read_bytes(), limits, str(path))
         except (FileNotFoundError, BadInput):
             return None
+        self._last_manifest = manifest
+        return manifest
 
     # -- the swap -------------------------------------------------------------
 

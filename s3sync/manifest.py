@@ -4,6 +4,8 @@ A manifest names every file of a release with its size and content digest:
 `{"format": "s3sync/v1", "release": ID, "generation": N, "lineage": L, "created_at": ISO,
   "files": [{"path": ..., "size": ..., "sha256": ...}], "meta": {...}}`.
 Releases built from a plain listing carry `md5` or `etag` instead of `sha256`.
+`pack_bytes`, when present, is the size of the release's pack (the puller weighs it
+against single downloads).
 
 Generations count the changes of one history of LATEST.json, named by its lineage: the
 first publish into an empty prefix starts a new lineage, every later one carries it on.
@@ -59,6 +61,7 @@ class Manifest:
     created_at: str = ""
     meta: dict = field(default_factory=dict)
     lineage: str = ""
+    pack_bytes: int | None = None
 
     @property
     def total_bytes(self) -> int:
@@ -73,6 +76,7 @@ class Manifest:
             "release": self.release,
             "generation": self.generation,
             **({"lineage": self.lineage} if self.lineage else {}),
+            **({"pack_bytes": self.pack_bytes} if self.pack_bytes is not None else {}),
             "created_at": self.created_at,
             "files": [entry.to_json() for entry in self.files],
             "meta": self.meta,
@@ -148,8 +152,11 @@ def _parse(raw: bytes, limits: Limits) -> Manifest:
     lineage = document.get("lineage", "")
     if not isinstance(lineage, str) or (lineage and not LINEAGE.match(lineage)):
         raise ManifestError(f"lineage must be 16 lowercase hex characters: {lineage!r}")
+    pack_bytes = document.get("pack_bytes")
+    if pack_bytes is not None and (type(pack_bytes) is not int or pack_bytes < 0):
+        raise ManifestError(f"pack_bytes must be a non-negative integer: {pack_bytes!r}")
     created_at = document.get("created_at", "")
-    return Manifest(release, generation, files, str(created_at), meta, lineage)
+    return Manifest(release, generation, files, str(created_at), meta, lineage, pack_bytes)
 
 
 def _parse_entry(item: object) -> FileEntry:

@@ -1,7 +1,8 @@
 """Publishing: a local folder becomes an immutable release, LATEST.json moves last.
 
 Order matters and is the whole protocol: objects, pack, release manifest, and only
-then the pointer, written conditionally on the ETag it replaces.
+then the pointer, written conditionally on the ETag it replaces. Manifests are stored
+with their SHA-256 (ChecksumAlgorithm), so a reader can tell one damaged in transit.
 """
 
 import tempfile
@@ -64,7 +65,7 @@ class Publisher:
     def pointer(self) -> Pointer:
         key = self.location.latest_key
         try:
-            response = self.client.get_object(Bucket=self.location.bucket, Key=key)
+            response = self.client.get_object(Bucket=self.location.bucket, Key=key, ChecksumMode="ENABLED")
             raw = response["Body"].read()
         except ClientError as exc:
             if is_missing(exc):
@@ -75,12 +76,21 @@ class Publisher:
         return Pointer(parse(raw, self.limits, self.location.url(key)), response["ETag"])
 
     def release(self, release: str) -> Manifest:
+        manifest = self._stored_release(release)
+        if manifest is None:
+            raise BadInput(f"no release {release} at {self.location}")
+        return manifest
+
+    def _stored_release(self, release: str) -> Manifest | None:
         key = self.location.release_key(release)
         try:
-            raw = self.client.get_object(Bucket=self.location.bucket, Key=key)["Body"].read()
+            response = self.client.get_object(Bucket=self.location.bucket, Key=key, ChecksumMode="ENABLED")
+            raw = response["Body"].read()
         except ClientError as exc:
             if is_missing(exc):
-                raise BadInput(f"no release {release} at {self.location}") from None
+                return None
+            raise transient(f"GET {self.location.url(key)}", exc) from None
+        except BotoCoreError as exc:
             raise transient(f"GET {self.location.url(key)}", exc) from None
         return parse(raw, self.limits, self.location.url(key))
 
@@ -147,9 +157,13 @@ class Publisher:
         if dry_run:
             return result
         self._upload_objects(uploads)
-        if not self._exists(self.location.release_key(manifest.release)):
-            self._upload_pack(manifest.release, files)  # before the manifest that vouches for it
-            self._put_if_absent(self.location.release_key(manifest.release), manifest.to_json_bytes())
+        stored = self._stored_release(manifest.release)
+        if stored is None:
+            # the pack before the manifest that vouches for it
+            manifest = replace(manifest, pack_bytes=self._upload_pack(manifest.release, files))
+            self._put_if_absent(self.location.release_key(manifest.release), manifest.to_json_bytes(), True)
+        else:
+            manifest = replace(manifest, pack_bytes=stored.pack_bytes)
         self._move_pointer(manifest, pointer.etag)
         result.published = True
         return result
@@ -181,17 +195,21 @@ class Publisher:
         with ThreadPoolExecutor(self.concurrency) as pool:
             list(pool.map(put, uploads))
 
-    def _upload_pack(self, release: str, files: list[LocalFile]) -> None:
+    def _upload_pack(self, release: str, files: list[LocalFile]) -> int:
+        """Upload the release's pack; return its size in bytes."""
         key = self.location.pack_key(release)
         with tempfile.TemporaryFile() as spool:
             write_pack(files, spool)
+            size = spool.tell()
             spool.seek(0)
             self.client.upload_fileobj(spool, self.location.bucket, key)
+        return size
 
-    def _put_if_absent(self, key: str, body) -> None:
+    def _put_if_absent(self, key: str, body, checksum: bool = False) -> None:
         """Immutable objects: a second writer of the same key changes nothing."""
+        extra = {"ChecksumAlgorithm": "SHA256"} if checksum else {}
         try:
-            self.client.put_object(Bucket=self.location.bucket, Key=key, Body=body, IfNoneMatch="*")
+            self.client.put_object(Bucket=self.location.bucket, Key=key, Body=body, IfNoneMatch="*", **extra)
         except ClientError as exc:
             if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
                 return
@@ -206,6 +224,7 @@ class Publisher:
                 Key=key,
                 Body=manifest.to_json_bytes(),
                 ContentType="application/json",
+                ChecksumAlgorithm="SHA256",
                 **condition,
             )
         except ClientError as exc:

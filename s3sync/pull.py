@@ -1,13 +1,14 @@
 """Turn a fetched manifest into the live tree: stage, verify, swap. The sync protocol.
 
 1. Files whose content is already in the live release are hard-linked from it.
-2. The rest come from the release's pack (cold start, big diffs) or as single
-   objects in parallel; every byte is verified before it counts.
+2. The rest come from the release's pack or as single objects in parallel, whichever
+   costs less; every byte is verified before it counts.
 3. Under the ROOT lock: re-check the release is newer than what is live, move the
    complete staging folder to releases/<id>, swap `current` with rename(2).
 """
 
 import gzip
+import math
 import os
 import stat
 import tarfile
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError
 
-from s3sync.errors import TransientError, VerificationError
+from s3sync.errors import S3SyncError, TargetError, TransientError, VerificationError
 from s3sync.layout import HISTORY_LENGTH, Layout, LiveRecord, State
 from s3sync.manifest import FileEntry, Limits, Manifest
 from s3sync.pack import extract_pack
@@ -31,7 +32,7 @@ from s3sync.remote import Fetched, Remote
 class PullSettings:
     limits: Limits = field(default_factory=Limits)
     concurrency: int = 16
-    pack_min_files: int = 50  # with a live release, use the pack from this many changed files
+    request_cost: int = 1024**2  # one GET's latency, counted as bytes of transfer time
     keep: int = 3
     grace: float = 600.0
 
@@ -45,6 +46,7 @@ class Outcome:
     bytes_fetched: int = 0
     files_linked: int = 0
     used_pack: bool = False
+    pack_problem: str | None = None  # why the pack was given up for single GETs
 
 
 def is_newer(state: State, fetched: Fetched, pinned: bool) -> bool:
@@ -62,6 +64,22 @@ def apply(
     pinned: bool = False,
     progress: Callable[[], None] = lambda: None,
 ) -> Outcome:
+    """Make `fetched` live unless it already is or is older. The live tree changes only by
+    the final rename: any error before it leaves the last good release live."""
+    try:
+        return _apply(fetched, remote, layout, settings, pinned, progress)
+    except OSError as exc:  # S3's transport errors arrive as TransientError: this is local disk
+        raise TargetError(f"cannot write under {layout.root}: {exc}") from None
+
+
+def _apply(
+    fetched: Fetched,
+    remote: Remote,
+    layout: Layout,
+    settings: PullSettings,
+    pinned: bool,
+    progress: Callable[[], None],
+) -> Outcome:
     manifest = fetched.manifest
     if layout.live_release() == manifest.release:
         _note_generation(layout, fetched)
@@ -75,7 +93,7 @@ def apply(
             )
     with layout.staging_dir() as staging:
         outcome = _stage(fetched, remote, layout, staging, settings, progress)
-        layout.save_manifest(manifest)
+        layout.save_manifest(manifest, fetched.raw)
         with layout.lock:
             return _swap(layout, fetched, pinned, staging, outcome)
 
@@ -135,45 +153,75 @@ def _stage(
     progress: Callable[[], None],
 ) -> Outcome:
     manifest = fetched.manifest
-    live = layout.live_release()
-    reusable = _reusable_files(layout, live, settings.limits)
-    to_fetch: list[FileEntry] = []
-    linked = 0
-    for entry in manifest.files:
-        source = reusable.get(entry.content_id)
-        if source is not None and _link(source, staging / entry.path, entry.size):
-            linked += 1
-        else:
-            to_fetch.append(entry)
-    fetched_count, fetched_bytes = len(to_fetch), sum(e.size for e in to_fetch)
-    used_pack = False
-    if fetched.has_pack and len(to_fetch) > 1 and (live is None or len(to_fetch) >= settings.pack_min_files):
-        to_fetch, used_pack = _from_pack(remote, manifest, to_fetch, staging)
+    reusable = _reusable_files(layout, layout.live_release(), settings.limits)
+    to_fetch, linked = _link_unchanged(manifest, reusable, staging)
+    remaining, used_pack, pack_problem = to_fetch, False, None
+    if fetched.has_pack and pack_is_cheaper(manifest, to_fetch, settings):
+        remaining, used_pack, pack_problem = _from_pack(remote, manifest, to_fetch, staging)
         progress()
-    _download_all(remote, to_fetch, staging, settings.concurrency, progress)
-    _check_complete(manifest, staging)
+    _download_all(remote, remaining, staging, settings.concurrency, progress)
+    _check_complete(to_fetch, staging)
     return Outcome(
-        "swapped", manifest.release, manifest.generation, fetched_count, fetched_bytes, linked, used_pack
+        "swapped",
+        manifest.release,
+        manifest.generation,
+        files_fetched=len(to_fetch),
+        bytes_fetched=sum(entry.size for entry in to_fetch),
+        files_linked=linked,
+        used_pack=used_pack,
+        pack_problem=pack_problem,
     )
 
 
-def _reusable_files(layout: Layout, live: str | None, limits: Limits) -> dict[str, Path]:
+def pack_is_cheaper(manifest: Manifest, to_fetch: list[FileEntry], settings: PullSettings) -> bool:
+    """Weigh one GET of the whole pack against single GETs of `to_fetch`, in bytes of transfer
+    time: each round of `concurrency` parallel GETs costs `request_cost`, and their bytes
+    share the connections. A manifest without `pack_bytes` is judged by its unpacked size."""
+    if len(to_fetch) < 2:
+        return False
+    pack = manifest.pack_bytes if manifest.pack_bytes is not None else manifest.total_bytes
+    rounds = math.ceil(len(to_fetch) / settings.concurrency)
+    spread = max(sum(entry.size for entry in to_fetch) / settings.concurrency, max(e.size for e in to_fetch))
+    return settings.request_cost + pack < rounds * settings.request_cost + spread
+
+
+def _reusable_files(layout: Layout, live: str | None, limits: Limits) -> dict[str, str]:
     """content id -> a file in the live release that holds exactly that content."""
     if live is None:
         return {}
     previous = layout.load_manifest(live, limits)
     if previous is None:
         return {}
-    folder = layout.release_dir(live)
-    return {entry.content_id: folder / entry.path for entry in previous.files}
+    folder = str(layout.release_dir(live))
+    return {entry.content_id: os.path.join(folder, entry.path) for entry in previous.files}
 
 
-def _link(source: Path, dest: Path, size: int) -> bool:
+def _link_unchanged(
+    manifest: Manifest, reusable: dict[str, str], staging: Path
+) -> tuple[list[FileEntry], int]:
+    """Hard-link every file whose content is live already; return the others and the count linked.
+
+    Plain strings and one makedirs per folder: this loop runs once per file of the release.
+    """
+    root = str(staging)
+    folders: set[str] = set()
+    others: list[FileEntry] = []
+    for entry in manifest.files:
+        source = reusable.get(entry.content_id)
+        if source is None or not _link(source, os.path.join(root, entry.path), entry.size, folders):
+            others.append(entry)
+    return others, len(manifest.files) - len(others)
+
+
+def _link(source: str, dest: str, size: int, folders: set[str]) -> bool:
     try:
         info = os.lstat(source)
         if not stat.S_ISREG(info.st_mode) or info.st_size != size:
             return False
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        folder = os.path.dirname(dest)
+        if folder not in folders:
+            os.makedirs(folder, exist_ok=True)
+            folders.add(folder)
         os.link(source, dest)
         return True
     except OSError:  # the old release was pruned meanwhile, or no hard links here
@@ -182,21 +230,29 @@ def _link(source: Path, dest: Path, size: int) -> bool:
 
 def _from_pack(
     remote: Remote, manifest: Manifest, to_fetch: list[FileEntry], staging: Path
-) -> tuple[list[FileEntry], bool]:
-    stream = remote.open_pack(manifest.release)
-    if stream is None:
-        return to_fetch, False
-    wanted = {entry.path: entry for entry in to_fetch}
+) -> tuple[list[FileEntry], bool, str | None]:
+    """Fill `staging` from the pack as far as it verifies; the rest is left for single GETs.
+
+    The pack is only a transport: when it is missing, cut short, damaged or hostile, what
+    verified stays, the rest comes one object at a time, and the problem is reported.
+    """
     try:
-        extract_pack(stream, manifest, wanted, staging)
-    except (BotoCoreError, ConnectionError, TimeoutError):
-        pass  # transport trouble half way: what verified stays, the rest comes one by one
-    except (tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError) as exc:
-        raise VerificationError(f"pack of release {manifest.release} is corrupt: {exc}") from None
+        stream = remote.open_pack(manifest.release)
+    except TransientError as exc:
+        return to_fetch, False, str(exc)
+    if stream is None:
+        return to_fetch, False, None
+    problem = None
+    try:
+        extract_pack(stream, manifest, {entry.path: entry for entry in to_fetch}, staging)
+    except (BotoCoreError, ConnectionError, TimeoutError) as exc:
+        problem = f"pack of release {manifest.release} cut short: {exc}"
+    except (S3SyncError, tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError) as exc:
+        problem = f"pack of release {manifest.release} is damaged: {exc}"
     finally:
         stream.close()
     # write_verified leaves a file only once it verified
-    return [entry for entry in to_fetch if not (staging / entry.path).is_file()], True
+    return [entry for entry in to_fetch if not (staging / entry.path).is_file()], True, problem
 
 
 def _download_all(
@@ -215,8 +271,9 @@ def _download_all(
             future.result()  # raises the first failure
 
 
-def _check_complete(manifest: Manifest, staging: Path) -> None:
-    for entry in manifest.files:
+def _check_complete(fetched: list[FileEntry], staging: Path) -> None:
+    """Every fetched file is in place (linked ones were checked as they were linked)."""
+    for entry in fetched:
         try:
             info = os.lstat(staging / entry.path)
         except FileNotFoundError:

@@ -8,7 +8,7 @@ from typing import BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from s3sync.errors import BadInput, ManifestError, NoRelease, TransientError
+from s3sync.errors import BadInput, ManifestError, NoRelease, TransientError, VerificationError
 from s3sync.location import S3Location
 from s3sync.manifest import RELEASE_ID, FileEntry, Limits, Manifest, build, parse
 from s3sync.safepath import check_relative_path
@@ -24,6 +24,7 @@ class Fetched:
     source_id: str  # generations are only comparable within one source id
     etag: str | None = None  # of LATEST.json, for the next conditional GET
     has_pack: bool = False
+    raw: bytes | None = None  # the manifest as published, kept on disk as it came
 
 
 def error_code(exc: ClientError) -> str:
@@ -61,46 +62,52 @@ class Remote:
         """The release LATEST.json names; None when its ETag still equals `etag`."""
         if self.mode == "listing":
             return self.listing()
-        url = self.location.url(self.location.latest_key)
+        key = self.location.latest_key
         try:
-            extra = {"IfNoneMatch": etag} if etag else {}
-            response = self.client.get_object(
-                Bucket=self.location.bucket, Key=self.location.latest_key, **extra
-            )
-            raw = self._read_manifest_body(response, url)
+            got = self._get_manifest(key, {"IfNoneMatch": etag} if etag else {})
         except ClientError as exc:
             if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 304:
                 return None
             if is_missing(exc):
                 if self.mode == "auto":
                     return self.listing()
-                raise NoRelease(f"no release at {self.location}: {url} does not exist") from None
-            raise transient(f"GET {url}", exc) from None
-        except BotoCoreError as exc:
-            raise transient(f"GET {url}", exc) from None
-        manifest = parse(raw, self.limits, url)
-        return Fetched(manifest, self.manifest_source_id(manifest), response.get("ETag"), has_pack=True)
+                raise NoRelease(
+                    f"no release at {self.location}: {self.location.url(key)} does not exist"
+                ) from None
+            raise transient(f"GET {self.location.url(key)}", exc) from None
+        manifest, raw, response_etag = got
+        return Fetched(manifest, self.manifest_source_id(manifest), response_etag, has_pack=True, raw=raw)
 
     def release(self, release: str) -> Fetched:
         """One immutable release by id (pinning and rollback)."""
         if not RELEASE_ID.match(release):
             raise BadInput(f"not a release id (20 lowercase hex characters): {release!r}")
-        url = self.location.url(self.location.release_key(release))
+        key = self.location.release_key(release)
         try:
-            response = self.client.get_object(
-                Bucket=self.location.bucket, Key=self.location.release_key(release)
-            )
-            raw = self._read_manifest_body(response, url)
+            manifest, raw, _ = self._get_manifest(key, {})
         except ClientError as exc:
             if is_missing(exc):
                 raise BadInput(f"no release {release} at {self.location}") from None
-            raise transient(f"GET {url}", exc) from None
+            raise transient(f"GET {self.location.url(key)}", exc) from None
+        if manifest.release != release:
+            raise ManifestError(f"{self.location.url(key)}: names release {manifest.release}, not {release}")
+        return Fetched(manifest, self.manifest_source_id(manifest), has_pack=True, raw=raw)
+
+    def _get_manifest(self, key: str, conditions: dict) -> tuple[Manifest, bytes, str | None]:
+        """GET and parse a manifest object. Raises ClientError for the caller to judge.
+
+        ChecksumMode makes botocore check the body against the SHA-256 publish stored with
+        it: a manifest damaged in transit (a flipped digit of `generation`) is never believed.
+        """
+        url = self.location.url(key)
+        try:
+            response = self.client.get_object(
+                Bucket=self.location.bucket, Key=key, ChecksumMode="ENABLED", **conditions
+            )
+            raw = self._read_manifest_body(response, url)
         except BotoCoreError as exc:
             raise transient(f"GET {url}", exc) from None
-        manifest = parse(raw, self.limits, url)
-        if manifest.release != release:
-            raise ManifestError(f"{url}: names release {manifest.release}, not {release}")
-        return Fetched(manifest, self.manifest_source_id(manifest), has_pack=True)
+        return parse(raw, self.limits, url), raw, response.get("ETag")
 
     def listing(self) -> Fetched:
         """A manifest made from a plain prefix (written by `aws s3 sync` or similar)."""
@@ -168,7 +175,7 @@ class Remote:
         return self.location.key(entry.path)
 
     def download(self, entry: FileEntry, dest: Path) -> None:
-        """GET one object into `dest`, verified; retry transport errors with backoff."""
+        """GET one object into `dest`, verified; retry transport errors and bad bytes with backoff."""
         key = self.object_key(entry)
         url = self.location.url(key)
         for attempt in range(1, self.download_attempts + 1):
@@ -180,6 +187,8 @@ class Remote:
                 if is_missing(exc):
                     raise BadInput(f"object missing for {entry.path!r}: {url}") from None
                 error = transient(f"GET {url}", exc)
+            except VerificationError as exc:
+                error = exc  # damaged in transit, or wrong in the bucket: another GET tells which
             except (BotoCoreError, OSError) as exc:
                 if isinstance(exc, OSError) and not _is_network_error(exc):
                     raise

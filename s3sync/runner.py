@@ -58,6 +58,8 @@ class Syncer:
             fetched, self.remote, self.layout, self.settings, pinned=bool(self.pinned), progress=self.progress
         )
         self.etag = fetched.etag  # only after success: a failed sync is retried in full
+        if outcome.pack_problem:
+            self.log.warning("release pack given up; its files came one by one", detail=outcome.pack_problem)
         if outcome.action == "swapped":
             self.log.info(
                 "release live",

@@ -1,4 +1,6 @@
-"""Unit tier: manifests, paths, retention rules. No S3."""
+"""Unit tier: manifests, paths, retention rules, the pack-or-single-GETs choice. No S3."""
+
+from dataclasses import replace
 
 import pytest
 
@@ -6,6 +8,7 @@ from s3sync.errors import ManifestError
 from s3sync.layout import LiveRecord, State
 from s3sync.localtree import is_excluded
 from s3sync.manifest import FileEntry, Limits, build, parse
+from s3sync.pull import PullSettings, pack_is_cheaper
 from s3sync.retention import releases_to_keep
 from s3sync.safepath import check_no_collisions, check_relative_path
 from tests.support.manifests import manifest_bytes
@@ -29,6 +32,9 @@ def test_manifest_round_trips():
     manifest = build([entry("dags/x.py"), entry("y.py", 5, "c" * 64)], 3, {"k": "v"}, "0123456789abcdef")
     parsed = parse(manifest.to_json_bytes(), Limits(), "here")
     assert parsed == manifest
+    packed = replace(manifest, pack_bytes=1234)
+    assert parse(packed.to_json_bytes(), Limits(), "here") == packed
+    assert b'"pack_bytes"' not in manifest.to_json_bytes()
     unnamed = build([entry("a.py")], 1)  # manifests from before lineages: none, and none written
     assert (
         "lineage" not in unnamed.to_json_bytes().decode()
@@ -129,3 +135,31 @@ def test_retention_keeps_live_newest_and_recent():
     assert kept == {"r5", "r4", "stray-new"}
     kept = releases_to_keep(state, on_disk, "r5", keep=3, grace=0, now=now)
     assert kept == {"r5", "r4", "r3"}
+
+
+def small_files(count: int, size: int = 5000) -> list[FileEntry]:
+    return [entry(f"d/{i:05d}.py", size) for i in range(count)]
+
+
+@pytest.mark.parametrize(
+    "release_files, changed, pack_bytes, want_pack",
+    [
+        (small_files(10_000), 10_000, 30_000_000, True),  # cold start of many small files
+        (small_files(10_000), 1_000, 30_000_000, True),  # a big diff
+        (small_files(10_000), 100, 30_000_000, False),  # 100 files: 7 rounds of GETs beat 30 MB
+        (small_files(10_000), 1, 30_000_000, False),
+        (small_files(1_000), 100, 3_000_000, True),  # a small release: its pack is cheap
+        (small_files(5, 5_000_000), 5, 25_000_000, False),  # a few big files: in parallel
+        (small_files(10_000), 100, None, False),  # no pack_bytes: judged by the 50 MB unpacked
+        (small_files(1_000), 1_000, None, True),
+    ],
+)
+def test_pack_or_single_gets_by_what_the_diff_costs(release_files, changed, pack_bytes, want_pack):
+    manifest = replace(build(release_files, 1), pack_bytes=pack_bytes)
+    assert pack_is_cheaper(manifest, list(manifest.files[:changed]), PullSettings()) is want_pack
+
+
+def test_pack_bytes_must_be_a_size():
+    raw = build([entry("a.py")], 1).to_json_bytes().replace(b'"format"', b'"pack_bytes": -1, "format"')
+    with pytest.raises(ManifestError, match="pack_bytes must be a non-negative integer"):
+        parse(raw, Limits(), "here")

@@ -1,5 +1,7 @@
 """Publishing against a real S3 server: content addressing, the pointer, dry runs, watch."""
 
+import base64
+import hashlib
 import json
 import os
 import signal
@@ -48,6 +50,12 @@ def test_layout_and_content_addressing(tmp_path, s3, bucket, source, s3_server):
     pointer = latest(s3, bucket)
     assert pointer["release"] == result.release and pointer["format"] == "s3sync/v1"
     assert [f["path"] for f in pointer["files"]] == ["a.py", "b/c.py", "d.py"]
+    pack = s3.head_object(Bucket=bucket, Key=f"dags/releases/{result.release}.tar.gz")
+    assert pointer["pack_bytes"] == pack["ContentLength"]
+    for key in ("dags/LATEST.json", f"dags/releases/{result.release}.json"):
+        stored = s3.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        body = stored["Body"].read()
+        assert stored["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(body).digest()).decode()
 
 
 def test_one_lineage_from_the_first_publish_through_rollbacks(tmp_path, s3, bucket, source):
@@ -105,6 +113,8 @@ def test_rollback_to_an_old_tree_reuses_it(tmp_path, s3, bucket, source, s3_serv
     back = publisher(source).publish(src)
     assert back.release == v1.release and back.generation == 3 and back.uploaded == 0
     assert [p for p in puts(s3_server)] == [f"/{bucket}/dags/LATEST.json"]
+    pack = s3.head_object(Bucket=bucket, Key=f"dags/releases/{v1.release}.tar.gz")
+    assert latest(s3, bucket)["pack_bytes"] == pack["ContentLength"]  # carried over from the release
 
 
 def test_pycache_and_excludes_are_skipped(tmp_path, s3, bucket, source):

@@ -97,7 +97,8 @@ def test_kill_9_mid_sync_never_exposes_a_partial_tree(tmp_path, source, bucket):
     interrupted = 0
     for kill in range(50):
         number = kill + 1
-        changed = 80 if kill % 2 == 0 else 5  # alternate pack-sized and small diffs
+        via_pack = kill % 2 == 0  # alternate: the pack, and single GETs (a request costs ~nothing)
+        changed = 80 if via_pack else 5
         latest = releases.publish(number, numbered_tree(number, files=150, changed=changed))
         sidecar = start_sidecar(
             source,
@@ -105,8 +106,8 @@ def test_kill_9_mid_sync_never_exposes_a_partial_tree(tmp_path, source, bucket):
             tmp_path / "status.json",
             "--interval",
             "0.05",
-            "--pack-min-files",
-            "50",
+            "--request-cost",
+            "1048576" if via_pack else "1",
             "--concurrency",
             "4",
         )
