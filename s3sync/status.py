@@ -58,6 +58,13 @@ def judge(path: Path, max_age: float, now: float | None = None) -> tuple[bool, s
             f"unhealthy: last successful sync {age:.0f}s ago (limit {max_age:g}s); "
             f"last error: {status.last_error}"
         )
+    failing = (
+        f"; the last {status.consecutive_failures} polls failed: {status.last_error}"
+        if status.consecutive_failures
+        else ""
+    )
     if status.release is None:
-        return True, f"healthy: no release published yet at {status.source}, polled {age:.0f}s ago"
-    return True, f"healthy: release {status.release} generation {status.generation}, synced {age:.0f}s ago"
+        return True, f"healthy: no release published yet at {status.source}, polled {age:.0f}s ago{failing}"
+    return True, (
+        f"healthy: release {status.release} generation {status.generation}, synced {age:.0f}s ago{failing}"
+    )

@@ -225,7 +225,15 @@ def test_health(tmp_path):
     )
     status.write(path, fresh)
     assert cli("health", "--status-file", path) == 0
-    assert status.judge(path, 300, now=now)[1].startswith("healthy: release r generation 3")
+    assert status.judge(path, 300, now=now)[1] == "healthy: release r generation 3, synced 5s ago"
+    fresh.consecutive_failures, fresh.last_error = 2, "GET s3://b/p/LATEST.json: SlowDown"
+    status.write(path, fresh)
+    assert status.judge(path, 300, now=now) == (
+        True,
+        "healthy: release r generation 3, synced 5s ago; "
+        "the last 2 polls failed: GET s3://b/p/LATEST.json: SlowDown",
+    )
+    fresh.consecutive_failures, fresh.last_error = 0, None
     ok, line = status.judge(path, 300, now=now + 400)
     assert not ok and "stalled" in line
     fresh.heartbeat_at = now + 400

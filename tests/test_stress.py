@@ -8,10 +8,8 @@ import time
 
 import pytest
 
-from s3sync.client import ClientSettings, make_client
-from s3sync.location import S3Location
-from s3sync.publish import Publisher
 from tests.support.readers import TreeWatcher, numbered_tree, read_tree, which_release
+from tests.support.releases import Releases, live_release, wait_live
 from tests.support.trees import (
     cli_process,
     staging_entries,
@@ -31,35 +29,6 @@ def test_reader_check_detects_mixed_and_partial_trees(tmp_path):
     assert which_release(read_tree(tmp_path), expected) is None  # mixed
     (tmp_path / "r1" / "fixed" / "f003.py").unlink()
     assert which_release(read_tree(tmp_path), expected) is None  # partial
-
-
-class Releases:
-    """Publishes numbered trees and remembers what each release id must contain."""
-
-    def __init__(self, source: str, workdir):
-        self.publisher = Publisher(make_client(ClientSettings()), S3Location.parse(source))
-        self.workdir = workdir
-        self.by_number: dict[int, dict[str, bytes]] = {}
-        self.number_of: dict[str, int] = {}
-
-    def publish(self, number: int, tree: dict[str, bytes]) -> str:
-        folder = self.workdir / f"tree{number}"
-        write_tree(folder, tree)
-        release = self.publisher.publish(folder).release
-        self.by_number[number] = tree
-        self.number_of[release] = number
-        return release
-
-
-def live_release(target) -> str | None:
-    try:
-        return os.readlink(target / "current").rsplit("/", 1)[-1]
-    except FileNotFoundError:
-        return None
-
-
-def wait_live(target, release: str, timeout: float = 30) -> None:
-    wait_for(lambda: live_release(target) == release, timeout, step=0.005, what=f"{release} to go live")
 
 
 @pytest.mark.slow

@@ -86,13 +86,17 @@ def wait_for(predicate, timeout: float = 30, step: float = 0.001, what: str = "c
     return value
 
 
-def start_sidecar(source: str, target: Path, status_file: Path, *extra, metrics: bool = False):
+def start_sidecar(
+    source: str, target: Path, status_file: Path, *extra, metrics: bool = False, env: dict | None = None
+):
     """`s3sync run` as its own process. stdout goes to STATUS_FILE.log and stderr to
     STATUS_FILE.err (files, not pipes: a full pipe would block the sidecar)."""
     command = [sys.executable, "-m", "s3sync", "run", "--source", source, "--target", str(target)]
     command += ["--status-file", str(status_file), *([] if metrics else ["--no-metrics"]), *map(str, extra)]
     with open(f"{status_file}.log", "a") as out, open(f"{status_file}.err", "a") as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=err, text=True, env={**os.environ, **(env or {})}
+        )
     process.status_file = status_file
     return process
 
