@@ -82,7 +82,7 @@ def test_kill_9_mid_sync_never_exposes_a_partial_tree(tmp_path, source, bucket):
         )
         if kill % 3:  # usually aim inside the sync: wait until staging appears
             wait_for(lambda goal=latest: staging_entries(target) or live_release(target) == goal)
-            time.sleep(rng.uniform(0, 0.03))
+            time.sleep(rng.uniform(0, 0.005))
         else:
             time.sleep(rng.uniform(0.3, 1.2))
         sidecar.send_signal(signal.SIGKILL)
