@@ -63,17 +63,8 @@ class Publisher:
     # -- reading what is there ------------------------------------------------
 
     def pointer(self) -> Pointer:
-        key = self.location.latest_key
-        try:
-            response = self.client.get_object(Bucket=self.location.bucket, Key=key, ChecksumMode="ENABLED")
-            raw = response["Body"].read()
-        except ClientError as exc:
-            if is_missing(exc):
-                return Pointer(None, None)
-            raise transient(f"GET {self.location.url(key)}", exc) from None
-        except BotoCoreError as exc:
-            raise transient(f"GET {self.location.url(key)}", exc) from None
-        return Pointer(parse(raw, self.limits, self.location.url(key)), response["ETag"])
+        found = self._read_manifest(self.location.latest_key)
+        return Pointer(*found) if found else Pointer(None, None)
 
     def release(self, release: str) -> Manifest:
         manifest = self._stored_release(release)
@@ -82,7 +73,11 @@ class Publisher:
         return manifest
 
     def _stored_release(self, release: str) -> Manifest | None:
-        key = self.location.release_key(release)
+        found = self._read_manifest(self.location.release_key(release))
+        return found[0] if found else None
+
+    def _read_manifest(self, key: str) -> tuple[Manifest, str] | None:
+        """A manifest object and its ETag, checked against its stored SHA-256; None if missing."""
         try:
             response = self.client.get_object(Bucket=self.location.bucket, Key=key, ChecksumMode="ENABLED")
             raw = response["Body"].read()
@@ -92,7 +87,7 @@ class Publisher:
             raise transient(f"GET {self.location.url(key)}", exc) from None
         except BotoCoreError as exc:
             raise transient(f"GET {self.location.url(key)}", exc) from None
-        return parse(raw, self.limits, self.location.url(key))
+        return parse(raw, self.limits, self.location.url(key)), response["ETag"]
 
     def list_releases(self) -> list[Manifest]:
         """Every release manifest, in the order they were first published."""
