@@ -63,7 +63,7 @@ def _row(server, tool_class, workdir: Path, files: int, size: int, runs: int) ->
             + " | ".join(["not run"] * len(SCENARIOS))
             + f" | | {missing} | |"
         )
-    tool = tool_class(server)
+    tool = tool_class(server, f"{files}x{size}")
     bench = Bench(server, tool, workdir / tool_class.__name__ / str(files), files, size, runs)
     bench.run()
     cells = []

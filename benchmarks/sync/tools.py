@@ -34,8 +34,8 @@ AWSCLI_VENV = Path(__file__).resolve().parent / ".tools" / "awscli"
 class S3sync:
     name = "s3sync"
 
-    def __init__(self, server):
-        self.location = S3Location.parse(f"s3://{BUCKET}/releases")
+    def __init__(self, server, tree: str):
+        self.location = S3Location.parse(f"s3://{BUCKET}/{tree}/releases")
         self.client = make_client(ClientSettings())
         self.syncers: dict[Path, Syncer] = {}
         logs.configure("error", json_output=True)
@@ -61,10 +61,9 @@ class S3sync:
 class PlainPrefix:
     """The tools that read a plain prefix, kept by uploading each changed file."""
 
-    prefix = "plain"
-
-    def __init__(self, server):
+    def __init__(self, server, tree: str):
         self.server = server
+        self.prefix = f"{tree}/plain"  # one prefix per tree: nothing left from the last one
         self.s3 = boto3.client("s3", config=boto3.session.Config(max_pool_connections=16))
 
     def upload(self, src: Path, changed: list[int] | None, deleted: list[int]) -> None:
@@ -156,8 +155,8 @@ bundle.refresh()
 print(json.dumps({"seconds": time.perf_counter() - started, "path": str(bundle.path)}))
 """
 
-    def __init__(self, server):
-        super().__init__(server)
+    def __init__(self, server, tree: str):
+        super().__init__(server, tree)
         self.paths: dict[Path, Path] = {}
 
     @staticmethod
