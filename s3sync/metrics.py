@@ -13,14 +13,16 @@ NAMESPACE = "airflow-ecs/s3sync"
 _write_lock = threading.Lock()
 
 
-def emit(metrics: dict[str, tuple[float, str]], dimensions: dict[str, str], out=None) -> None:
+def emit(
+    metrics: dict[str, tuple[float, str]], dimensions: dict[str, str], out=None, namespace: str = NAMESPACE
+) -> None:
     """One EMF document: `metrics` maps name -> (value, CloudWatch unit)."""
     document = {
         "_aws": {
             "Timestamp": int(time.time() * 1000),
             "CloudWatchMetrics": [
                 {
-                    "Namespace": NAMESPACE,
+                    "Namespace": namespace,
                     "Dimensions": [sorted(dimensions)],
                     "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
                 }
