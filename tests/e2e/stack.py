@@ -262,6 +262,10 @@ class LocalStack:
         """(Re)start a stopped component of the stack with some settings overridden."""
         self._spawn(role, [str(BIN / "airflow"), *ROLES[role]], env)
 
+    def start_extra(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        """One more Airflow process, e.g. a second Celery worker; stopped with the stack."""
+        self._spawn(name, [str(BIN / "airflow"), *args], env)
+
     def stop_process(self, name: str) -> None:
         _stop_group(self.processes.pop(name), name)
 

@@ -1,0 +1,93 @@
+"""The workers' backlog metric against real PostgreSQL, Redis and Celery workers: a burst of
+100 tasks takes it up, and it comes back to 0 as they finish."""
+
+import json
+import math
+import subprocess
+import time
+
+import pytest
+
+from tests.e2e import dags
+from tests.e2e.stack import BIN
+from tests.e2e.test_airflow import dag_or_none, run_state, wait
+from tests.support import emf
+
+pytestmark = pytest.mark.e2e
+
+TASKS = 100
+CONCURRENCY = 16  # what the metric divides by, as a worker's [celery] worker_concurrency would be
+BURST = f"""{dags.HEADER}import time
+
+with DAG("e2e_burst", schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
+         max_active_tasks={TASKS}):
+
+    @task
+    def nap(i):
+        time.sleep(0.2)
+
+    nap.expand(i=list(range({TASKS})))
+"""
+
+
+def backlog_series(path) -> tuple[list[dict], list[dict]]:
+    """(backlog documents, broker documents) printed so far, each checked as EMF."""
+    documents = [json.loads(line) for line in path.read_text().splitlines() if '"_aws"' in line]
+    for document in documents:
+        emf.check(document)
+    return [d for d in documents if "Backlog" in d], [d for d in documents if "BrokerQueued" in d]
+
+
+def test_the_backlog_metric_follows_a_burst_up_and_back_to_zero(stack, tmp_path):
+    stack.publish(dags.write(tmp_path / "dags", {"burst.py": BURST}))
+    wait(lambda: dag_or_none(stack, "e2e_burst"), 120, "e2e_burst in the REST API", stack)
+    stack.api("PATCH", "/api/v2/dags/e2e_burst", {"is_paused": False})
+    # room for the whole burst at once (Airflow's default parallelism is 32), and a second worker
+    stack.stop_process("scheduler")
+    stack.start_with_env("scheduler", {"AIRFLOW__CORE__PARALLELISM": str(2 * TASKS)})
+    second_worker = ["celery", "worker", "--concurrency", "8", "--celery-hostname", "burst@%h"]
+    stack.start_extra("burst-worker", second_worker)
+    output = tmp_path / "metrics.jsonl"
+    command = [str(BIN / "scaling-metrics"), "--interval", "1", "--deployment", "e2e"]
+    command += ["--concurrency", str(CONCURRENCY)]
+    with open(output, "w") as out:
+        metrics = subprocess.Popen(command, env=stack.process_env(), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait(lambda: backlog_series(output)[0], 30, "the first reading", stack, step=0.2)
+        run_id = stack.api("POST", "/api/v2/dags/e2e_burst/dagRuns", {"logical_date": None})["dag_run_id"]
+        state = wait(
+            lambda: (
+                run_state(stack, "e2e_burst", run_id) in ("success", "failed")
+                and run_state(stack, "e2e_burst", run_id)
+            ),
+            600,
+            "the burst to finish",
+            stack,
+            step=1,
+        )
+        assert state == "success", stack.log_tail("celery-worker")
+        back_to_zero = lambda: backlog_series(output)[0][-1]["Backlog"] == 0  # noqa: E731
+        wait(back_to_zero, 30, "the metric back at 0", stack, step=0.2)
+        time.sleep(2.5)  # and it stays there
+    finally:
+        metrics.terminate()
+        assert metrics.wait(30) == 0, output.read_text()[-2000:]
+        stack.stop_process("burst-worker")
+        stack.stop_process("scheduler")
+        stack.start_with_env("scheduler", {})
+    series, broker = backlog_series(output)
+    peak = max(series, key=lambda d: d["Backlog"])
+    oldest = max(d["OldestQueuedAge"] for d in series)
+    print(
+        f"readings={len(series)} peak_backlog={peak['Backlog']} peak_desired={peak['DesiredWorkers']} "
+        f"peak_queued={max(d['Queued'] for d in series)} oldest_queued={oldest:.1f}s "
+        f"peak_broker={max(d['BrokerQueued'] for d in broker)}"
+    )
+    assert series[0]["Backlog"] == 0 and series[-1]["Backlog"] == 0 and series[-1]["DesiredWorkers"] == 0
+    assert peak["Backlog"] >= 0.9 * TASKS  # the burst shows up whole, not trickling in
+    assert peak["DesiredWorkers"] == math.ceil(peak["Backlog"] / CONCURRENCY)
+    assert all(d["Backlog"] == d["Queued"] + d["Running"] for d in series)
+    assert oldest > 0
+    assert {d["Queue"] for d in broker} == {"default"} and max(d["BrokerQueued"] for d in broker) > 0
+    stopped_at = next(i for i, d in enumerate(series) if i > series.index(peak) and d["Backlog"] == 0)
+    assert all(d["Backlog"] == 0 for d in series[stopped_at:])
