@@ -1,9 +1,14 @@
 """The values the templates' placeholders name: the settings plus what follows from them
 (ARNs, URLs, role names), per role."""
 
+import itertools
+import math
+
 from taskdefs import awsids
 
 ROLE_TAG = "airflow-ecs:role"
+MAX_STEPS = 20  # step adjustments per Application Auto Scaling policy
+METRICS_NAMESPACE = "airflow-ecs/workers"  # scaling-metrics writes DesiredWorkers there
 SECRETS_INJECTED = ("database", "jwt_secret", "fernet_key", "api_secret_key", "redis_password")
 
 
@@ -46,7 +51,41 @@ def shared(settings: dict) -> dict:
             ],
         },
         "elbv2_tags": [{"Key": key, "Value": value} for key, value in settings["tags"].items()],
+        "cloudwatch_tags": [{"Key": key, "Value": value} for key, value in settings["tags"].items()],
+        "workers": workers(settings),
     }
+
+
+def workers(settings: dict) -> dict:
+    """The autoscaling values: the worker service's id, and the steps that turn the
+    DesiredWorkers metric into a task count."""
+    scaling = settings["workers"]
+    return {
+        **scaling,
+        "service": f"{settings['name']}-worker",
+        "resource_id": f"service/{settings['cluster']}/{settings['name']}-worker",
+        "namespace": METRICS_NAMESPACE,
+        "deployment": settings["name"],
+        "concurrency": str(scaling["concurrency"]),
+        "metrics_interval": str(scaling["metrics_interval"]),
+        "max_workers": str(scaling["max"]),
+        "scheduled": scaling["off_hours"] is not None,
+        "steps": exact_capacity_steps(scaling["min"], scaling["max"]),
+    }
+
+
+def exact_capacity_steps(minimum: int, maximum: int) -> list[dict]:
+    """Step adjustments for an alarm at DesiredWorkers >= 1: a metric in [low, high) sets the
+    count to `high` workers. Up to 20 workers one step each; beyond, 20 even steps, each
+    rounding up to its upper end."""
+    bounds = sorted({math.ceil(i * maximum / MAX_STEPS) for i in range(1, MAX_STEPS + 1)} | {0})
+    steps = []
+    for low, high in itertools.pairwise(bounds):
+        step = {"MetricIntervalLowerBound": low, "ScalingAdjustment": max(high, minimum)}
+        if high < maximum:
+            step["MetricIntervalUpperBound"] = high  # bounds count from the threshold, 1
+        steps.append(step)
+    return steps
 
 
 def for_role(shared_context: dict, role: str, has_task_role: bool) -> dict:

@@ -1,6 +1,7 @@
 """The files `taskdefs lint` reads, each recognised by its content: an ECS task definition or
 service (the input of register-task-definition / create-service), an ALB target group (the
-input of create-target-group), an IAM policy or trust policy, or a VPC endpoint list."""
+input of create-target-group), an IAM policy or trust policy, a VPC endpoint list, or the
+workers' autoscaling: scalable target, scaling policy, scheduled action, CloudWatch alarm."""
 
 import json
 from dataclasses import dataclass
@@ -28,7 +29,8 @@ def load(path: Path) -> Document:
     kind = kind_of(body)
     if kind is None:
         raise TaskdefsError(
-            f"{path}: not a task definition, service, target group, IAM policy or VPC endpoint list"
+            f"{path}: not a task definition, service, target group, IAM policy, VPC endpoint list, "
+            "scalable target, scaling policy, scheduled action or alarm"
         )
     problem = shape_problem(kind, body)
     if problem:
@@ -66,7 +68,20 @@ def kind_of(body) -> str | None:
         return "trust-policy" if principals else "policy"
     if "vpcEndpoints" in body:
         return "endpoints"
-    return None
+    return _autoscaling_kind(body)
+
+
+def _autoscaling_kind(body: dict) -> str | None:
+    """Application Auto Scaling inputs and the CloudWatch alarms that drive them."""
+    if "AlarmName" in body:
+        return "alarm"
+    if "ServiceNamespace" not in body:
+        return None
+    if "ScheduledActionName" in body:
+        return "scheduled-action"
+    if "PolicyName" in body:
+        return "scaling-policy"
+    return "scalable-target"
 
 
 def as_list(value) -> list:

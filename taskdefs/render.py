@@ -55,9 +55,24 @@ def render(settings: dict, templates: Path = TEMPLATES) -> Rendered:
     outputs.append(
         _fill(templates / "iam/trust-policy.json", shared, "trust-policy", "trust-policy", "ecs-tasks")
     )
+    autoscaling, not_scheduled = _autoscaling(templates, shared)
+    outputs += autoscaling
+    skipped.update(not_scheduled)
     endpoints = endpoints_document(settings["region"], settings["network"]["vpc_endpoints"])
     outputs.append(Output(ENDPOINTS_FILE, "endpoints", endpoints))
     return Rendered(outputs, skipped)
+
+
+def _autoscaling(templates: Path, shared: dict) -> tuple[list[Output], dict[str, str]]:
+    """autoscaling/NAME.KIND.json: the workers' scalable target, policies, alarms, schedules."""
+    outputs, skipped = [], {}
+    for template in sorted((templates / "autoscaling").glob("*.json")):
+        kind = template.stem.rsplit(".", 1)[-1]
+        if kind == "scheduled-action" and not shared["workers"]["scheduled"]:
+            skipped[template.name] = "workers.off_hours and workers.on_hours are not set"
+            continue
+        outputs.append(Output(template.name, kind, fill(_load(template), shared, str(template))))
+    return outputs, skipped
 
 
 def check(rendered: Rendered, source: Path) -> None:

@@ -5,6 +5,7 @@ means nothing is rendered."""
 import json
 import re
 import tomllib
+import zoneinfo
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,10 +31,13 @@ DEFAULT_SIZES = {
     "scheduler": {"cpu": 1024, "memory": 2048, "count": 1},
     "dag-processor": {"cpu": 1024, "memory": 2048, "count": 1},
     "triggerer": {"cpu": 512, "memory": 1024, "count": 1},
-    "worker": {"cpu": 2048, "memory": 4096, "count": 2},
+    "worker": {"cpu": 2048, "memory": 4096},  # how many: workers.min .. workers.max
     "db-migrate": {"cpu": 512, "memory": 1024},
 }
 DEFAULT_BACKEND_PREFIXES = ["airflow/connections", "airflow/variables"]
+# Application Auto Scaling's six-field cron: minutes hours day-of-month month day-of-week year.
+SCHEDULE = re.compile(r"cron\((\S+ ){5}\S+\)")
+MAX_WORKERS = 1000
 
 Check = Callable[[object], str | None]
 
@@ -262,6 +266,7 @@ def _read(reader: _Reader) -> dict:
         },
         "kms": {"key_arn": get("kms.key_arn", arn("kms-key"), default=None)},
         "sizes": _sizes(reader),
+        "workers": _workers(reader),
     }
     if volume == "task":
         for key in ("dags.efs_file_system_id", "dags.efs_access_point_id"):
@@ -276,6 +281,55 @@ def _tags(reader: _Reader) -> dict[str, str]:
         if not isinstance(value, str) or not TAG.fullmatch(key) or not TAG.fullmatch(value):
             reader.problems.append(f"tags.{key}: a tag is a key and a string value of up to 128 characters")
     return tags
+
+
+def _workers(reader: _Reader) -> dict:
+    """Celery workers that follow the backlog, Spot first, and sleep off-hours."""
+    get = reader.get
+    workers = {
+        "concurrency": get("workers.concurrency", _between(1, 1024), default=16, kind=int),
+        "min": get("workers.min", _between(0, MAX_WORKERS), default=0, kind=int),
+        "max": get("workers.max", _between(1, MAX_WORKERS), default=10, kind=int),
+        "idle_minutes": get("workers.idle_minutes", _between(1, 1440), default=15, kind=int),
+        "metrics_interval": get("workers.metrics_interval", _between(1, 60), default=15, kind=int),
+        "spot_weight": get("workers.spot_weight", _between(0, 1000), default=4, kind=int),
+        "on_demand_weight": get("workers.on_demand_weight", _between(0, 1000), default=1, kind=int),
+        "on_demand_base": get("workers.on_demand_base", _between(0, 100000), default=0, kind=int),
+        "timezone": get("workers.timezone", _timezone_problem, default="UTC"),
+        "off_hours": get("workers.off_hours", _schedule_problem, default=None),
+        "on_hours": get("workers.on_hours", _schedule_problem, default=None),
+    }
+    if None not in (workers["min"], workers["max"]) and workers["min"] > workers["max"]:
+        reader.problems.append(f"workers.min: must be <= workers.max ({workers['max']}): {workers['min']!r}")
+    if (reader.lookup("workers.off_hours") is None) != (reader.lookup("workers.on_hours") is None):
+        reader.problems.append("workers.off_hours: set both off_hours and on_hours, or neither")
+    if workers["spot_weight"] == 0 and workers["on_demand_weight"] == 0:
+        reader.problems.append("workers.spot_weight: spot_weight and on_demand_weight cannot both be 0")
+    if reader.lookup("sizes.worker.count") is not None:
+        reader.read.add("sizes.worker.count")
+        reader.problems.append("sizes.worker.count: workers follow the backlog: set workers.min, workers.max")
+    return workers
+
+
+def _between(low: int, high: int) -> Check:
+    return lambda value: None if low <= value <= high else f"must be {low} to {high}"
+
+
+def _timezone_problem(value: str) -> str | None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return "not an IANA time zone (e.g. Europe/Dublin, America/New_York, UTC)"
+    return None
+
+
+def _schedule_problem(value: str) -> str | None:
+    if not SCHEDULE.fullmatch(value):
+        return "not a schedule of the form cron(minutes hours day-of-month month day-of-week year)"
+    fields = value[5:-1].split()
+    if "?" not in (fields[2], fields[4]):
+        return "cron needs ? in day-of-month or day-of-week, e.g. cron(0 20 ? * MON-FRI *)"
+    return None
 
 
 def _sizes(reader: _Reader) -> dict[str, dict[str, int]]:

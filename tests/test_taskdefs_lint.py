@@ -44,6 +44,12 @@ FAILING = {
     "api-model": [
         edit("scheduler.task-definition.json", lambda t: airflow(t).update(memoryReservationMiB=512)),
         edit("api-server.target-group.json", lambda g: g.update(Port="8080")),
+        # what botocore's validator leaves to the service: enums, lengths, ranges
+        edit("worker-backlog.alarm.json", lambda a: a.update(ComparisonOperator="GreaterThan")),
+        edit("worker-idle.scaling-policy.json", lambda p: p.update(PolicyName="p" * 300)),
+        edit("worker.scalable-target.json", lambda t: t.update(ScalableDimension="ecs:service:Count")),
+        edit("worker-off-hours.scheduled-action.json", lambda a: a.pop("ResourceId")),
+        edit("worker.service.json", lambda s: s["capacityProviderStrategy"][1].update(weight=1001)),
     ],
     "awsvpc-fargate": [
         edit("scheduler.task-definition.json", lambda t: t.update(networkMode="bridge")),

@@ -1,5 +1,7 @@
 """Rendered documents go into a real AWS API server (moto's, on loopback) as the CLI would
-send them: create-target-group, IAM roles and policies, register-task-definition, create-service."""
+send them: create-target-group, IAM roles and policies, register-task-definition, create-service,
+and the workers' autoscaling: register-scalable-target, put-scaling-policy, put-metric-alarm,
+put-scheduled-action."""
 
 import json
 import tomllib
@@ -110,6 +112,41 @@ def test_rendered_documents_register_and_create_in_the_api(tmp_path, capsys, aws
         assert created["networkConfiguration"]["awsvpcConfiguration"]["subnets"] == network["subnets"]
     described = ecs.describe_services(cluster=name, services=[f"{name}-api-server"])["services"][0]
     assert described["loadBalancers"][0]["targetGroupArn"] == group["TargetGroupArn"]
+    worker = ecs.describe_services(cluster=name, services=[f"{name}-worker"])["services"][0]
+    assert worker["desiredCount"] == settings["workers"]["min"]
+    register_autoscaling(aws, out, name)
+
+
+def register_autoscaling(aws, out: Path, name: str) -> None:
+    """In the order a deployment runs them: the scalable target, the policies, the alarms
+    (whose AlarmActions are the policies' ARNs, known only now), the schedules."""
+    scaling, cloudwatch = aws("application-autoscaling"), aws("cloudwatch")
+    target = json.loads((out / "worker.scalable-target.json").read_text())
+    scaling.register_scalable_target(**target)
+    registered = scaling.describe_scalable_targets(ServiceNamespace="ecs", ResourceIds=[target["ResourceId"]])
+    assert [(t["MinCapacity"], t["MaxCapacity"]) for t in registered["ScalableTargets"]] == [(0, 10)]
+    arns = {}
+    for stem, document in documents(out, ".scaling-policy.json").items():
+        arns[stem.removeprefix("worker-")] = scaling.put_scaling_policy(**document)["PolicyARN"]
+    stored = scaling.describe_scaling_policies(ServiceNamespace="ecs", ResourceId=target["ResourceId"])
+    by_name = {policy["PolicyName"]: policy for policy in stored["ScalingPolicies"]}
+    for document in documents(out, ".scaling-policy.json").values():
+        stored_config = by_name[document["PolicyName"]]["StepScalingPolicyConfiguration"]
+        assert stored_config == document["StepScalingPolicyConfiguration"]
+    assert set(arns) == {"follow-backlog", "idle"}
+    for stem, document in documents(out, ".alarm.json").items():
+        policy = stem.removeprefix("worker-").replace("backlog", "follow-backlog")
+        cloudwatch.put_metric_alarm(**document, AlarmActions=[arns[policy]])
+        alarm = cloudwatch.describe_alarms(AlarmNames=[document["AlarmName"]])["MetricAlarms"][0]
+        assert alarm["AlarmActions"] == [arns[policy]] and alarm["Namespace"] == "airflow-ecs/workers"
+        assert alarm["Dimensions"] == [{"Name": "Deployment", "Value": name}]
+    for document in documents(out, ".scheduled-action.json").values():
+        scaling.put_scheduled_action(**document)
+    actions = scaling.describe_scheduled_actions(ServiceNamespace="ecs", ResourceId=target["ResourceId"])
+    assert {(a["Schedule"], a["Timezone"]) for a in actions["ScheduledActions"]} == {
+        ("cron(0 20 ? * MON-FRI *)", "Europe/Dublin"),
+        ("cron(0 7 ? * MON-FRI *)", "Europe/Dublin"),
+    }
 
 
 def test_the_api_refuses_a_service_in_subnets_that_do_not_exist(tmp_path, capsys, aws, network):

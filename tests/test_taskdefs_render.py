@@ -14,6 +14,15 @@ from taskdefs.cli import main
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config" / "ecs" / "settings.example.toml"
 ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "worker")
+AUTOSCALING_FILES = {
+    "worker.scalable-target.json",
+    "worker-follow-backlog.scaling-policy.json",
+    "worker-idle.scaling-policy.json",
+    "worker-backlog.alarm.json",
+    "worker-idle.alarm.json",
+    "worker-off-hours.scheduled-action.json",
+    "worker-on-hours.scheduled-action.json",
+}
 EXPECTED_FILES = {
     *(f"{role}.task-definition.json" for role in (*ROLES, "db-migrate")),
     *(f"{role}.service.json" for role in ROLES),
@@ -22,6 +31,7 @@ EXPECTED_FILES = {
     "execution-role.policy.json",
     "ecs-tasks.trust-policy.json",
     "vpc-endpoints.json",
+    *AUTOSCALING_FILES,
 }
 
 
@@ -54,7 +64,68 @@ def test_the_example_renders_every_document_and_each_passes_the_api_model(tmp_pa
         for path in tmp_path.glob(f"*{suffix}"):
             assert apimodel.problems(kind, json.loads(path.read_text())) == [], path.name
     assert apimodel.problems("target-group", load(tmp_path, "api-server.target-group.json")) == []
+    for name in AUTOSCALING_FILES:
+        kind = name.removesuffix(".json").rsplit(".", 1)[-1]
+        assert apimodel.problems(kind, load(tmp_path, name)) == [], name
     assert main(["lint", *map(str, tmp_path.glob("*.json"))]) == 0
+
+
+def test_the_workers_follow_the_backlog_on_spot_and_sleep_off_hours(tmp_path, capsys):
+    main(["render", "--settings", str(EXAMPLE), "--out", str(tmp_path)])
+    target = load(tmp_path, "worker.scalable-target.json")
+    assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == (
+        "service/airflow/airflow-worker",
+        0,
+        10,
+    )
+    follow = load(tmp_path, "worker-follow-backlog.scaling-policy.json")["StepScalingPolicyConfiguration"]
+    assert follow["AdjustmentType"] == "ExactCapacity" and len(follow["StepAdjustments"]) == 10
+    # the alarm fires at DesiredWorkers >= 1; a reading of n (n - 1 above it) sets n workers
+    for n in range(1, 12):
+        step = next(
+            s for s in follow["StepAdjustments"]
+            if s["MetricIntervalLowerBound"] <= n - 1 < s.get("MetricIntervalUpperBound", float("inf"))
+        )  # fmt: skip
+        assert step["ScalingAdjustment"] == min(n, 10)
+    backlog, idle = load(tmp_path, "worker-backlog.alarm.json"), load(tmp_path, "worker-idle.alarm.json")
+    assert (backlog["MetricName"], backlog["Namespace"]) == ("DesiredWorkers", "airflow-ecs/workers")
+    assert (backlog["EvaluationPeriods"], backlog["TreatMissingData"]) == (1, "notBreaching")
+    assert (idle["EvaluationPeriods"], idle["DatapointsToAlarm"]) == (15, 15)  # workers.idle_minutes
+    assert idle["TreatMissingData"] == "missing"  # no reading is no reason to scale in
+    off = load(tmp_path, "worker-off-hours.scheduled-action.json")
+    assert (off["Schedule"], off["Timezone"], off["ScalableTargetAction"]) == (
+        "cron(0 20 ? * MON-FRI *)",
+        "Europe/Dublin",
+        {"MinCapacity": 0, "MaxCapacity": 0},
+    )
+    service = load(tmp_path, "worker.service.json")
+    assert service["desiredCount"] == 0
+    assert service["capacityProviderStrategy"] == [
+        {"capacityProvider": "FARGATE", "base": 0, "weight": 1},
+        {"capacityProvider": "FARGATE_SPOT", "weight": 4},
+    ]
+    metrics = containers(load(tmp_path, "scheduler.task-definition.json"))["scaling-metrics"]
+    env = {variable["name"]: variable["value"] for variable in metrics["environment"]}
+    assert (env["SCALING_DEPLOYMENT"], env["SCALING_WORKER_CONCURRENCY"], env["SCALING_MAX_WORKERS"]) == (
+        "airflow",
+        "16",
+        "10",
+    )
+
+
+def test_without_schedules_no_scheduled_action_is_written_and_a_stale_one_goes(tmp_path, capsys):
+    settings = example()
+    del settings["workers"]["off_hours"], settings["workers"]["on_hours"]
+    settings["workers"]["max"] = 50
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "worker-off-hours.scheduled-action.json").write_text("{}")  # an earlier render's
+    code, out, err = render(tmp_path, settings, capsys)
+    assert code == 0, err
+    written = {path.name for path in out.iterdir()}
+    assert not {n for n in written if n.endswith(".scheduled-action.json")}
+    steps = load(out, "worker-follow-backlog.scaling-policy.json")["StepScalingPolicyConfiguration"]
+    assert len(steps["StepAdjustments"]) == 20  # Application Auto Scaling's limit per policy
+    assert steps["StepAdjustments"][-1] == {"MetricIntervalLowerBound": 48, "ScalingAdjustment": 50}
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -62,7 +133,8 @@ def test_each_role_starts_after_its_dags_are_synced_and_keeps_them_fresh(tmp_pat
     main(["render", "--settings", str(EXAMPLE), "--out", str(tmp_path)])
     task = load(tmp_path, f"{role}.task-definition.json")
     by_name = containers(task)
-    assert list(by_name) == ["dags-init", "airflow", "dags-sync"]
+    extra = ["scaling-metrics"] if role == "scheduler" else []  # the workers' backlog, beside the scheduler
+    assert list(by_name) == ["dags-init", "airflow", "dags-sync", *extra]
     init, airflow, sidecar = by_name["dags-init"], by_name["airflow"], by_name["dags-sync"]
     assert init["command"] == ["sync", "--once"] and init["essential"] is False
     assert airflow["dependsOn"] == [{"containerName": "dags-init", "condition": "SUCCESS"}]
@@ -250,7 +322,21 @@ BAD_SETTINGS = {
     ),
     "malformed subnet": (_set("network.subnets", ["subnet-xyz"]), "network.subnets: not a subnet id"),
     "unknown key": (_set("dags.buckt", "typo"), "dags.buckt: unknown key"),
-    "wrong type": (_set("sizes.worker.count", "2"), "sizes.worker.count: must be a whole number"),
+    "wrong type": (_set("sizes.scheduler.count", "2"), "sizes.scheduler.count: must be a whole number"),
+    "a worker count (the backlog sets it)": (
+        _set("sizes.worker.count", 2),
+        "sizes.worker.count: workers follow the backlog: set workers.min, workers.max",
+    ),
+    "min over max": (_set("workers.min", 11), "workers.min: must be <= workers.max (10): 11"),
+    "one schedule of two": (_without("workers.on_hours"), "workers.off_hours: set both"),
+    "a cron without ?": (_set("workers.off_hours", "cron(0 20 * * MON-FRI *)"), "cron needs ? in"),
+    "a five-field cron": (_set("workers.on_hours", "cron(0 7 * * ?)"), "workers.on_hours: not a schedule"),
+    "an unknown time zone": (_set("workers.timezone", "Europe/Atlantis"), "workers.timezone: not an IANA"),
+    "no capacity provider weight": (
+        lambda s: (_set("workers.spot_weight", 0)(s), _set("workers.on_demand_weight", 0)(s)),
+        "workers.spot_weight: spot_weight and on_demand_weight cannot both be 0",
+    ),
+    "too many workers": (_set("workers.max", 5000), "workers.max: must be 1 to 1000"),
     "EFS id with a task-local volume": (
         lambda s: (_set("dags.volume", "task")(s), _without("dags.efs_access_point_id")(s)),
         'dags.efs_file_system_id: only with dags.volume = "efs"',

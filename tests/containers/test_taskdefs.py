@@ -4,8 +4,9 @@ Each container definition becomes `docker run` with what ECS would give it: its 
 read-only root, init process, tmpfs mounts, mount points, environment, and its `secrets`
 read from Secrets Manager (moto's, on loopback). The order is the task's dependsOn: the
 init sidecar must exit 0, then the airflow container starts and becomes healthy by its
-own healthCheck, then the long-running sidecar. db-migrate runs first, as a deployment
-would. What only the test adds: the local S3 endpoint and credentials (no task role here),
+own healthCheck, then the long-running sidecar, then scaling-metrics (the workers' backlog
+as EMF lines, read from the same database and broker). db-migrate runs first, as a
+deployment would. What only the test adds: the local S3 endpoint and credentials (no task role here),
 no TLS to the machine's Postgres and Redis, a Redis DB and ports of its own, the local
 image tags in place of the ECR ones.
 """
@@ -23,6 +24,7 @@ from tests.containers.docker import AIRFLOW_IMAGE, LABEL, S3SYNC_IMAGE, docker, 
 from tests.containers.stack import published_tree
 from tests.e2e import dags
 from tests.e2e.stack import BUCKET, REDIS_PORT, free_port
+from tests.support import emf
 from tests.support.trees import wait_for
 
 pytestmark = pytest.mark.container
@@ -132,7 +134,7 @@ def test_the_scheduler_task_runs_as_ecs_runs_it(stack, tmp_path):
     assert "Tini is not running as PID 1" not in err  # the image's tini is a subreaper under ECS's init
 
     task = json.loads((out / "scheduler.task-definition.json").read_text())
-    init, airflow, sidecar = task["containerDefinitions"]
+    init, airflow, sidecar, metrics = task["containerDefinitions"]
     options, image, command = docker_run_args(init, volumes, secret_values, aws)
     code, _, err, _ = run(image, *command, options=tuple(options), label=f"{LABEL}={stack.tag}")
     assert code == 0, err[-3000:]
@@ -147,6 +149,22 @@ def test_the_scheduler_task_runs_as_ecs_runs_it(stack, tmp_path):
             *health_options(container), *options, image, *command,
         )  # fmt: skip
         wait_healthy(name, timeout=container["healthCheck"]["startPeriod"] + 60)
+
+    # scaling-metrics beside it reads the same database and broker and prints the backlog as EMF.
+    options, image, command = docker_run_args(metrics, volumes, secret_values, airflow_env)
+    name = f"afe-{stack.tag}-ecs-{metrics['name']}"
+    docker(
+        "run", "-d", "--name", name, "--network", "host", "--label", f"{LABEL}={stack.tag}",
+        *options, image, *command,
+    )  # fmt: skip
+
+    def backlog_lines() -> list[dict]:
+        out = docker("logs", name, check=False).stdout.splitlines()
+        return [json.loads(line) for line in out if '"DesiredWorkers"' in line]
+
+    reading = wait_for(backlog_lines, timeout=60, step=1, what="a backlog reading")[0]
+    emf.check(reading)
+    assert (reading["Backlog"], reading["DesiredWorkers"]) == (0, 0), reading
 
     # The long-running sidecar follows the next release into the volume the scheduler reads.
     dags.write(tmp_path / "dags", {"hello.py": dags.HEADER, "second.py": dags.HEADER})
