@@ -5,16 +5,21 @@ import json
 import math
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from taskdefs.cli import main
 from tests.e2e import dags
 from tests.e2e.stack import BIN
 from tests.e2e.test_airflow import dag_or_none, run_state, wait
 from tests.support import emf
+from tests.support.autoscaling import at_utc, from_rendered
 
 pytestmark = pytest.mark.e2e
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "ecs" / "settings.example.toml"
 TASKS = 100
 CONCURRENCY = 16  # what the metric divides by, as a worker's [celery] worker_concurrency would be
 BURST = f"""{dags.HEADER}import time
@@ -91,3 +96,26 @@ def test_the_backlog_metric_follows_a_burst_up_and_back_to_zero(stack, tmp_path)
     assert {d["Queue"] for d in broker} == {"default"} and max(d["BrokerQueued"] for d in broker) > 0
     stopped_at = next(i for i, d in enumerate(series) if i > series.index(peak) and d["Backlog"] == 0)
     assert all(d["Backlog"] == 0 for d in series[stopped_at:])
+
+    # The same series through the rendered example policies, replayed minute by minute on a
+    # weekday morning (away from the off/on-hours schedules).
+    out = tmp_path / "rendered"
+    assert main(["render", "--settings", str(EXAMPLE), "--out", str(out)]) == 0
+    shift = at_utc("2026-11-24T10:00:00") - moment(series[0]).replace(second=0, microsecond=0)
+    replay = [(moment(d) + shift, d["DesiredWorkers"]) for d in series]
+    # then idle, as the loop goes on printing 0 every interval (15 s in the example)
+    replay += [(replay[-1][0] + timedelta(seconds=15 * i), 0) for i in range(1, 121)]
+    start = replay[0][0].replace(second=0, microsecond=0)
+    timeline = from_rendered(out).run(replay, start, start + timedelta(minutes=30))
+    first_work = next(at for at, value in replay if value > 0)
+    first_worker = next(at for at, count in timeline if count > 0)
+    assert (first_worker - first_work).total_seconds() <= 60
+    assert max(count for _, count in timeline) == peak["DesiredWorkers"]
+    last_work = max(at for at, value in replay if value > 0)
+    asleep = next(at for at, count in timeline if at > last_work and count == 0)
+    assert 15 <= (asleep - last_work).total_seconds() / 60 <= 16  # the example's idle_minutes
+    print(f"replay: first worker {(first_worker - first_work).total_seconds():.0f}s after the first task")
+
+
+def moment(document: dict) -> datetime:
+    return datetime.fromtimestamp(document["_aws"]["Timestamp"] / 1000, UTC)
