@@ -1,5 +1,5 @@
 """Loaded INSIDE the Celery worker (not by the probe) through
-AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=healthchecks.celery_liveness.CELERY_CONFIG.
+AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=entrypoint.celery_config.CELERY_CONFIG.
 
 Airflow's default Celery config, plus a timer on the worker's own event loop that touches
 the liveness file the `worker` probe reads. A hung or stopped loop stops touching it.

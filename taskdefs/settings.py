@@ -287,7 +287,7 @@ def _workers(reader: _Reader) -> dict:
     """Celery workers that follow the backlog, Spot first, and sleep off-hours."""
     get = reader.get
     workers = {
-        "concurrency": get("workers.concurrency", _between(1, 1024), default=16, kind=int),
+        "concurrency": get("workers.concurrency", _between(1, 1024), default=8, kind=int),
         "min": get("workers.min", _between(0, MAX_WORKERS), default=0, kind=int),
         "max": get("workers.max", _between(1, MAX_WORKERS), default=10, kind=int),
         "idle_minutes": get("workers.idle_minutes", _between(1, 1440), default=15, kind=int),

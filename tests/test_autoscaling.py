@@ -13,7 +13,7 @@ from tests.support.autoscaling import at_utc, cron_matches, from_rendered
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "config" / "ecs" / "settings.example.toml"
-CONCURRENCY, MAXIMUM, IDLE_MINUTES = 16, 10, 15  # the example's [workers]
+CONCURRENCY, MAXIMUM, IDLE_MINUTES = 8, 10, 15  # the example's [workers]
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +44,15 @@ def first(timeline, predicate):
 
 def test_a_burst_scales_from_zero_within_a_period_follows_the_backlog_and_sleeps_again(rendered):
     # Tuesday 24 November 2026, 09:00 in Dublin (UTC in winter); the burst starts 09:10:20.
-    series = readings("2026-11-24T09:00:20", [(10, 0), (6, 100), (4, 40), (5, 500), (40, 0)])
+    series = readings("2026-11-24T09:00:20", [(10, 0), (6, 50), (4, 20), (5, 500), (40, 0)])
     start, end = at_utc("2026-11-24T09:00:00"), at_utc("2026-11-24T10:10:00")
     timeline = from_rendered(rendered).run(series, start, end)
     counts = dict(timeline)
     first_work = next(at for at, value in series if value > 0)
     first_worker = first(timeline, lambda count: count > 0)
     assert (first_worker - first_work).total_seconds() <= 60  # 0 -> 1 within one metric period
-    assert counts[at_utc("2026-11-24T09:12:00")] == desired(100) == 7  # ceil(100 / 16)
-    assert counts[at_utc("2026-11-24T09:18:00")] == desired(40) == 3  # in again as the backlog shrinks
+    assert counts[at_utc("2026-11-24T09:12:00")] == desired(50) == 7  # ceil(50 / 8)
+    assert counts[at_utc("2026-11-24T09:18:00")] == desired(20) == 3  # in again as the backlog shrinks
     assert counts[at_utc("2026-11-24T09:24:00")] == MAXIMUM  # 500 queued: capped at max
     last_work = max(at for at, value in series if value > 0)
     asleep = first([(at, c) for at, c in timeline if at > last_work], lambda count: count == 0)
@@ -64,13 +64,13 @@ def test_a_burst_scales_from_zero_within_a_period_follows_the_backlog_and_sleeps
 def test_off_hours_hold_the_workers_at_zero_until_on_hours(rendered):
     # Friday 27 November 2026: work from 19:50 until Saturday 01:00; off-hours from 20:00 Friday
     # to 07:00 Monday in Dublin, so nothing runs until then.
-    series = readings("2026-11-27T19:50:00", [(310, 64)])
-    monday = readings("2026-11-30T06:50:00", [(30, 64)])
+    series = readings("2026-11-27T19:50:00", [(310, 32)])
+    monday = readings("2026-11-30T06:50:00", [(30, 32)])
     timeline = from_rendered(rendered).run(
         series + monday, at_utc("2026-11-27T19:45:00"), at_utc("2026-11-30T07:30:00")
     )
     counts = dict(timeline)
-    assert counts[at_utc("2026-11-27T19:55:00")] == 4  # ceil(64 / 16)
+    assert counts[at_utc("2026-11-27T19:55:00")] == 4  # ceil(32 / 8)
     off, on = at_utc("2026-11-27T20:00:00"), at_utc("2026-11-30T07:00:00")
     assert all(count == 0 for at, count in timeline if off <= at < on)
     assert counts[at_utc("2026-11-30T07:02:00")] == 4

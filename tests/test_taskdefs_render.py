@@ -108,9 +108,12 @@ def test_the_workers_follow_the_backlog_on_spot_and_sleep_off_hours(tmp_path, ca
     env = {variable["name"]: variable["value"] for variable in metrics["environment"]}
     assert (env["SCALING_DEPLOYMENT"], env["SCALING_WORKER_CONCURRENCY"], env["SCALING_MAX_WORKERS"]) == (
         "airflow",
-        "16",
+        "8",
         "10",
     )
+    worker = containers(load(tmp_path, "worker.task-definition.json"))["airflow"]
+    worker_env = {variable["name"]: variable["value"] for variable in worker["environment"]}
+    assert worker_env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "8"  # what the metric divides by
 
 
 def test_without_schedules_no_scheduled_action_is_written_and_a_stale_one_goes(tmp_path, capsys):

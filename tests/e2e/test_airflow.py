@@ -33,6 +33,16 @@ def run_state(stack, dag_id: str, run_id: str) -> str:
     return stack.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
 
 
+def finished(stack, dag_id: str, run_id: str, timeout: float, step: float = 0.5) -> str:
+    """Wait for a DAG run to end; its final state."""
+
+    def ended() -> str | None:
+        state = run_state(stack, dag_id, run_id)
+        return state if state in ("success", "failed") else None
+
+    return wait(ended, timeout, f"the {dag_id} run to finish", stack, step)
+
+
 def test_published_dag_runs_on_celery_reads_secrets_and_logs_to_s3(stack, tmp_path):
     stack.secretsmanager.create_secret(
         Name="airflow/connections/e2e_secret", SecretString="http://e2e:pw@secret-host.internal:8443"
@@ -42,15 +52,7 @@ def test_published_dag_runs_on_celery_reads_secrets_and_logs_to_s3(stack, tmp_pa
     assert dag["relative_fileloc"] == "hello.py" and dag["fileloc"].endswith("/current/hello.py")
     stack.api("PATCH", "/api/v2/dags/e2e_hello", {"is_paused": False})
     run_id = stack.api("POST", "/api/v2/dags/e2e_hello/dagRuns", {"logical_date": None})["dag_run_id"]
-    state = wait(
-        lambda: (
-            run_state(stack, "e2e_hello", run_id) in ("success", "failed")
-            and run_state(stack, "e2e_hello", run_id)
-        ),
-        180,
-        "the run to finish",
-        stack,
-    )
+    state = finished(stack, "e2e_hello", run_id, 180)
     assert state == "success", stack.log_tail("celery-worker")
     health = subprocess.run(
         [str(BIN / "s3sync"), "health"], capture_output=True, text=True, env=stack.process_env()

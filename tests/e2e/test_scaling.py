@@ -1,5 +1,6 @@
 """The workers' backlog metric against real PostgreSQL, Redis and Celery workers: a burst of
-100 tasks takes it up, and it comes back to 0 as they finish."""
+100 tasks takes it up, and it comes back to 0 as they finish. And a busy worker keeps its
+ECS task protected from scale-in (against the agent's endpoint on loopback)."""
 
 import json
 import math
@@ -13,9 +14,11 @@ import pytest
 from taskdefs.cli import main
 from tests.e2e import dags
 from tests.e2e.stack import BIN
-from tests.e2e.test_airflow import dag_or_none, run_state, wait
+from tests.e2e.test_airflow import dag_or_none, finished, run_state, wait
 from tests.support import emf
 from tests.support.autoscaling import at_utc, from_rendered
+from tests.support.ecsagent import FakeAgent
+from tests.support.trees import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -60,16 +63,7 @@ def test_the_backlog_metric_follows_a_burst_up_and_back_to_zero(stack, tmp_path)
     try:
         wait(lambda: backlog_series(output)[0], 30, "the first reading", stack, step=0.2)
         run_id = stack.api("POST", "/api/v2/dags/e2e_burst/dagRuns", {"logical_date": None})["dag_run_id"]
-        state = wait(
-            lambda: (
-                run_state(stack, "e2e_burst", run_id) in ("success", "failed")
-                and run_state(stack, "e2e_burst", run_id)
-            ),
-            600,
-            "the burst to finish",
-            stack,
-            step=1,
-        )
+        state = finished(stack, "e2e_burst", run_id, 600, step=1)
         assert state == "success", stack.log_tail("celery-worker")
         back_to_zero = lambda: backlog_series(output)[0][-1]["Backlog"] == 0  # noqa: E731
         wait(back_to_zero, 30, "the metric back at 0", stack, step=0.2)
@@ -119,3 +113,37 @@ def test_the_backlog_metric_follows_a_burst_up_and_back_to_zero(stack, tmp_path)
 
 def moment(document: dict) -> datetime:
     return datetime.fromtimestamp(document["_aws"]["Timestamp"] / 1000, UTC)
+
+
+NAP = f"""{dags.HEADER}import time
+
+with DAG("e2e_nap", schedule=None, start_date=datetime(2024, 1, 1), catchup=False):
+
+    @task
+    def nap():
+        time.sleep(12)
+
+    nap()
+"""
+
+
+def test_a_busy_worker_protects_its_task_from_scale_in_and_lets_go_when_idle(stack, tmp_path):
+    agent = FakeAgent()
+    stack.stop_process("celery-worker")
+    stack.start_with_env("celery-worker", {"ECS_AGENT_URI": agent.uri})
+    try:
+        stack.publish(dags.write(tmp_path / "dags", {"nap.py": NAP}))
+        wait(lambda: dag_or_none(stack, "e2e_nap"), 120, "e2e_nap in the REST API", stack)
+        stack.api("PATCH", "/api/v2/dags/e2e_nap", {"is_paused": False})
+        assert agent.states() == []  # idle: nothing to protect
+        run_id = stack.api("POST", "/api/v2/dags/e2e_nap/dagRuns", {"logical_date": None})["dag_run_id"]
+        wait(lambda: agent.states() == [True], 60, "protection while the task runs", stack)
+        assert run_state(stack, "e2e_nap", run_id) == "running"
+        state = finished(stack, "e2e_nap", run_id, 120)
+        assert state == "success", stack.log_tail("celery-worker")
+        wait_for(lambda: agent.states() == [True, False], 30, step=0.5, what="protection dropped when idle")
+        assert agent.requests[0] == {"ProtectionEnabled": True, "ExpiresInMinutes": 60}
+    finally:
+        stack.stop_process("celery-worker")
+        stack.start_with_env("celery-worker", {})
+        agent.close()
