@@ -47,7 +47,10 @@ def _containers(inputs: Inputs):
             yield path, task, container
 
 
-@rule("api-model", "the document is what the ECS / ELBv2 API accepts (botocore's service model)")
+@rule(
+    "api-model",
+    "the document is what its AWS API accepts (botocore's service model, with its enums, lengths and ranges)",
+)
 def api_model(inputs: Inputs) -> Iterator[tuple[str, str]]:
     for kind in apimodel.OPERATIONS:
         for document in inputs.of(kind):
