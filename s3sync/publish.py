@@ -10,14 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from s3sync.errors import BadInput, PublishConflict
 from s3sync.localtree import LocalFile, read_unchanged, scan
 from s3sync.location import S3Location
-from s3sync.manifest import Limits, Manifest, build, new_lineage, parse
+from s3sync.manifest import Limits, Manifest, build, new_lineage
 from s3sync.pack import write_pack
-from s3sync.remote import error_code, is_missing, transient
+from s3sync.remote import error_code, get_manifest, is_missing, transient
 
 HEAD_LIMIT = 200  # above this many unknown objects, one LIST is cheaper than HEADs
 MAX_SINGLE_PUT = 5 * 1024**3
@@ -79,15 +79,12 @@ class Publisher:
     def _read_manifest(self, key: str) -> tuple[Manifest, str] | None:
         """A manifest object and its ETag, checked against its stored SHA-256; None if missing."""
         try:
-            response = self.client.get_object(Bucket=self.location.bucket, Key=key, ChecksumMode="ENABLED")
-            raw = response["Body"].read()
+            manifest, _, etag = get_manifest(self.client, self.location, key, self.limits)
         except ClientError as exc:
             if is_missing(exc):
                 return None
             raise transient(f"GET {self.location.url(key)}", exc) from None
-        except BotoCoreError as exc:
-            raise transient(f"GET {self.location.url(key)}", exc) from None
-        return parse(raw, self.limits, self.location.url(key)), response["ETag"]
+        return manifest, etag
 
     def list_releases(self) -> list[Manifest]:
         """Every release manifest, in the order they were first published."""

@@ -64,7 +64,9 @@ class Remote:
             return self.listing()
         key = self.location.latest_key
         try:
-            got = self._get_manifest(key, {"IfNoneMatch": etag} if etag else {})
+            got = get_manifest(
+                self.client, self.location, key, self.limits, {"IfNoneMatch": etag} if etag else {}
+            )
         except ClientError as exc:
             if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 304:
                 return None
@@ -84,7 +86,7 @@ class Remote:
             raise BadInput(f"not a release id (20 lowercase hex characters): {release!r}")
         key = self.location.release_key(release)
         try:
-            manifest, raw, _ = self._get_manifest(key, {})
+            manifest, raw, _ = get_manifest(self.client, self.location, key, self.limits)
         except ClientError as exc:
             if is_missing(exc):
                 raise BadInput(f"no release {release} at {self.location}") from None
@@ -92,22 +94,6 @@ class Remote:
         if manifest.release != release:
             raise ManifestError(f"{self.location.url(key)}: names release {manifest.release}, not {release}")
         return Fetched(manifest, self.manifest_source_id(manifest), has_pack=True, raw=raw)
-
-    def _get_manifest(self, key: str, conditions: dict) -> tuple[Manifest, bytes, str | None]:
-        """GET and parse a manifest object. Raises ClientError for the caller to judge.
-
-        ChecksumMode makes botocore check the body against the SHA-256 publish stored with
-        it: a manifest damaged in transit (a flipped digit of `generation`) is never believed.
-        """
-        url = self.location.url(key)
-        try:
-            response = self.client.get_object(
-                Bucket=self.location.bucket, Key=key, ChecksumMode="ENABLED", **conditions
-            )
-            raw = self._read_manifest_body(response, url)
-        except BotoCoreError as exc:
-            raise transient(f"GET {url}", exc) from None
-        return parse(raw, self.limits, url), raw, response.get("ETag")
 
     def listing(self) -> Fetched:
         """A manifest made from a plain prefix (written by `aws s3 sync` or similar)."""
@@ -125,15 +111,6 @@ class Remote:
         """Generations compare within one prefix and one lineage of its LATEST.json."""
         lineage = f":{manifest.lineage}" if manifest.lineage else ""
         return f"{self.location}#manifest{lineage}"
-
-    def _read_manifest_body(self, response: dict, url: str) -> bytes:
-        length = response.get("ContentLength", 0)
-        if length > self.limits.max_manifest_bytes:
-            response["Body"].close()
-            raise ManifestError(
-                f"{url}: manifest is {length} bytes, over the {self.limits.max_manifest_bytes} limit"
-            )
-        return response["Body"].read()
 
     def _list_entries(self) -> list[FileEntry]:
         prefix = self.location.key("") if self.location.prefix else ""
@@ -208,6 +185,32 @@ class Remote:
             raise transient(f"GET {self.location.url(key)}", exc) from None
         except BotoCoreError as exc:
             raise transient(f"GET {self.location.url(key)}", exc) from None
+
+
+def get_manifest(
+    client, location: S3Location, key: str, limits: Limits, conditions: dict | None = None
+) -> tuple[Manifest, bytes, str | None]:
+    """GET and parse a manifest object: (manifest, its bytes, its ETag). Raises ClientError
+    for the caller to judge; transport errors become TransientError.
+
+    ChecksumMode makes botocore check the body against the SHA-256 publish stored with it:
+    a manifest damaged in transit (a flipped digit of `generation`) is never believed.
+    """
+    url = location.url(key)
+    try:
+        response = client.get_object(
+            Bucket=location.bucket, Key=key, ChecksumMode="ENABLED", **(conditions or {})
+        )
+        length = response.get("ContentLength", 0)
+        if length > limits.max_manifest_bytes:
+            response["Body"].close()
+            raise ManifestError(
+                f"{url}: manifest is {length} bytes, over the {limits.max_manifest_bytes} limit"
+            )
+        raw = response["Body"].read()
+    except BotoCoreError as exc:
+        raise transient(f"GET {url}", exc) from None
+    return parse(raw, limits, url), raw, response.get("ETag")
 
 
 def _listed_entry(item: dict, prefix: str, location: S3Location) -> FileEntry:
