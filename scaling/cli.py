@@ -60,12 +60,9 @@ def settings_from(args) -> LoopSettings:
 def _positive_setting(section: str, key: str, default: str) -> int:
     text = setting(section, key, default) or default
     try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise Misconfigured(f"[{section}] {key} must be a positive integer: {text!r}")
-    return value
+        return POSITIVE_INT(text)
+    except (ValueError, argparse.ArgumentTypeError):
+        raise Misconfigured(f"[{section}] {key} must be a positive integer: {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,8 +50,8 @@ def shared(settings: dict) -> dict:
                 for prefix in secrets["backend_prefixes"]
             ],
         },
-        "elbv2_tags": [{"Key": key, "Value": value} for key, value in settings["tags"].items()],
-        "cloudwatch_tags": [{"Key": key, "Value": value} for key, value in settings["tags"].items()],
+        # Key/Value pairs, as ELBv2 and CloudWatch take them (ECS wants key/value)
+        "tag_pairs": [{"Key": key, "Value": value} for key, value in settings["tags"].items()],
         "workers": workers(settings),
     }
 
@@ -62,7 +62,6 @@ def workers(settings: dict) -> dict:
     scaling = settings["workers"]
     return {
         **scaling,
-        "service": f"{settings['name']}-worker",
         "resource_id": f"service/{settings['cluster']}/{settings['name']}-worker",
         "namespace": METRICS_NAMESPACE,
         "deployment": settings["name"],
