@@ -32,11 +32,11 @@ def write_pack(files: Iterable[LocalFile], out: BinaryIO) -> None:
 
 
 def extract_pack(
-    stream: BinaryIO, manifest: Manifest, wanted: dict[str, FileEntry], staging: Path
-) -> set[str]:
-    """Write the wanted members into `staging`, verified; return the paths written."""
+    stream: BinaryIO, manifest: Manifest, wanted: dict[str, FileEntry], staging: Path, written: set[str]
+) -> None:
+    """Write the wanted members into `staging`, verified, adding each path to `written` as
+    it lands: when the pack breaks off half way, `written` still says what verified."""
     known = manifest.by_path()
-    written: set[str] = set()
     with tarfile.open(fileobj=stream, mode="r|gz") as tar:
         for member in tar:
             entry = _checked_member(member, known)
@@ -45,7 +45,6 @@ def extract_pack(
             source = tar.extractfile(member)
             write_verified(source.read, staging / entry.path, entry)
             written.add(entry.path)
-    return written
 
 
 def _checked_member(member: tarfile.TarInfo, known: dict[str, FileEntry]) -> FileEntry:

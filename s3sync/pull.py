@@ -242,17 +242,16 @@ def _from_pack(
         return to_fetch, False, str(exc)
     if stream is None:
         return to_fetch, False, None
-    problem = None
+    problem, written = None, set()
     try:
-        extract_pack(stream, manifest, {entry.path: entry for entry in to_fetch}, staging)
+        extract_pack(stream, manifest, {entry.path: entry for entry in to_fetch}, staging, written)
     except (BotoCoreError, ConnectionError, TimeoutError) as exc:
         problem = f"pack of release {manifest.release} cut short: {exc}"
     except (S3SyncError, tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError) as exc:
         problem = f"pack of release {manifest.release} is damaged: {exc}"
     finally:
         stream.close()
-    # write_verified leaves a file only once it verified
-    return [entry for entry in to_fetch if not (staging / entry.path).is_file()], True, problem
+    return [entry for entry in to_fetch if entry.path not in written], True, problem
 
 
 def _download_all(
