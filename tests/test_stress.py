@@ -35,8 +35,10 @@ def test_reader_check_detects_mixed_and_partial_trees(tmp_path):
 def test_readers_never_see_a_mixed_tree_across_200_swaps(tmp_path, source):
     releases = Releases(source, tmp_path / "trees")
     target = tmp_path / "root"
+    # A reader holds a tree for milliseconds; a 5 s grace keeps that safe and lets the run,
+    # which can now finish in well under 30 s, outlive it so that pruning is exercised.
     sidecar = start_sidecar(
-        source, target, tmp_path / "status.json", "--interval", "0.01", "--grace", "30", "--keep", "3"
+        source, target, tmp_path / "status.json", "--interval", "0.01", "--grace", "5", "--keep", "3"
     )
     watcher = TreeWatcher(target, releases.by_number)
     watcher.start()
