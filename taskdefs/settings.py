@@ -44,7 +44,7 @@ Check = Callable[[object], str | None]
 
 def load(path: Path) -> dict:
     """The checked settings of the file at `path`; TaskdefsError lists every problem."""
-    raw = _parse(path)
+    raw = parse(path)
     reader = _Reader(raw)
     settings = _read(reader)
     problems = reader.problems + reader.unknown_keys()
@@ -53,7 +53,8 @@ def load(path: Path) -> dict:
     return settings
 
 
-def _parse(path: Path) -> dict:
+def parse(path: Path) -> dict:
+    """The file as a plain table, unchecked."""
     try:
         text = path.read_text()
     except OSError as exc:
