@@ -35,7 +35,10 @@ def aws(s3_server, monkeypatch):
 
 def test_cfn_lint_reports_nothing():
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "cfn-lint"), str(stack.TEMPLATE)], capture_output=True, text=True, check=False
+        [str(Path(sys.executable).parent / "cfn-lint"), str(stack.TEMPLATE)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
