@@ -27,7 +27,7 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "airflow-ecs.yaml"
 NOT_CREATED = {
     "AWS::SecretsManager::Secret": "created with boto3; their ARNs go into the outputs",
     "AWS::ElastiCache::SubnetGroup": "not needed by the boto3-created replication group",
-    "AWS::ElastiCache::ReplicationGroup": "created with boto3 (TLS, at rest encrypted): its endpoint is RedisHost",
+    "AWS::ElastiCache::ReplicationGroup": "created with boto3, encrypted: its endpoint is RedisHost",
     "AWS::S3::BucketPolicy": "not exercised: cfn-lint and checkov check the TLS-only policies",
     "AWS::SNS::TopicPolicy": "not exercised: cfn-lint checks it",
     "AWS::SNS::Subscription": "not exercised (created only with AlertEmail)",
