@@ -33,7 +33,12 @@ from entrypoint import ConfigError, StartupError
 from entrypoint.connections import SQL_ALCHEMY_CONN, apply_settings_from_parts
 from entrypoint.database import wait_for_database
 from entrypoint.envfile import read_env_file
-from entrypoint.required import check_execution_api_url, check_no_runtime_packages, check_shared_secrets
+from entrypoint.required import (
+    check_execution_api_url,
+    check_no_runtime_packages,
+    check_shared_secrets,
+    pad_fernet_keys,
+)
 from entrypoint.roles import LONG_RUNNING, ROLES, db_migrate
 from entrypoint.values import local_mode, seconds
 from entrypoint.worker import DEFAULT_STOP_TIMEOUT, run_worker
@@ -89,6 +94,7 @@ def prepare_environment() -> None:
         for key, value in read_env_file(env_file).items():
             os.environ.setdefault(key, value)
     apply_settings_from_parts(os.environ)
+    pad_fernet_keys(os.environ)
 
 
 def database_setting() -> str:

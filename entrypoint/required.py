@@ -6,6 +6,8 @@ refused by the next, and connections encrypted by one unreadable by another. Ref
 """
 
 import os
+import re
+from collections.abc import MutableMapping
 from urllib.parse import urlsplit
 
 from entrypoint import ConfigError
@@ -13,6 +15,9 @@ from healthchecks import Misconfigured
 from healthchecks.airflow_config import setting
 
 SHARED_SECRETS = (("api_auth", "jwt_secret"), ("core", "fernet_key"))
+# 32 bytes in base64url without its padding: what a password generator (CloudFormation's
+# GenerateSecretString, infra/) can make of a fernet key.
+UNPADDED_FERNET_KEY = re.compile(r"[A-Za-z0-9_-]{43}")
 RUNTIME_PIP = "_PIP_ADDITIONAL_REQUIREMENTS"
 
 
@@ -24,6 +29,16 @@ def check_shared_secrets(local_mode: bool) -> None:
         raise ConfigError(
             f"{' and '.join(missing)} not set: every component must share them "
             "(inject them from Secrets Manager; AIRFLOW_LOCAL_MODE=true only for local use)"
+        )
+
+
+def pad_fernet_keys(env: MutableMapping[str, str]) -> None:
+    """Give each unpadded 43-character key of AIRFLOW__CORE__FERNET_KEY its "=" (Fernet needs it)."""
+    name = env_name("core", "fernet_key")
+    keys = env.get(name)
+    if keys:
+        env[name] = ",".join(
+            f"{key}=" if UNPADDED_FERNET_KEY.fullmatch(key.strip()) else key for key in keys.split(",")
         )
 
 

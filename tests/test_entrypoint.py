@@ -15,6 +15,7 @@ import pytest
 from entrypoint import ConfigError, StartupError
 from entrypoint.connections import database_url, settings_from_parts
 from entrypoint.database import connect_kwargs, first_line, wait_for_database
+from entrypoint.required import pad_fernet_keys
 from entrypoint.values import boolean, seconds
 from entrypoint.worker import run_worker
 from tests.e2e.stack import free_port
@@ -258,3 +259,18 @@ def test_probes_build_the_urls_from_the_same_parts(tmp_path):
     env["AIRFLOW_REDIS_PORT"] = "nope"
     result = subprocess.run(probe, env=env, capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2 and "AIRFLOW_REDIS_PORT must be a port number" in result.stdout
+
+
+def test_an_unpadded_generated_fernet_key_gets_its_padding_and_fernet_accepts_it():
+    from cryptography.fernet import Fernet
+
+    generated = "Ab3" * 14 + "x"  # 43 characters, as infra/'s GenerateSecretString makes it
+    padded_elsewhere = Fernet.generate_key().decode()
+    env = {"AIRFLOW__CORE__FERNET_KEY": f"{generated},{padded_elsewhere}"}
+    pad_fernet_keys(env)
+    keys = env["AIRFLOW__CORE__FERNET_KEY"].split(",")
+    assert keys == [f"{generated}=", padded_elsewhere]
+    token = Fernet(keys[0].encode()).encrypt(b"connection password")
+    assert Fernet(keys[0].encode()).decrypt(token) == b"connection password"
+    with pytest.raises(ValueError):
+        Fernet(generated.encode())  # why the padding is added

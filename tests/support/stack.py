@@ -10,7 +10,9 @@ see a complete deployment. moto's other gaps, each worked around in deploy():
   created without its parameter group (the group itself is created);
 - it has no MasterUserSecret attribute on AWS::RDS::DBInstance, nor a Ref or GetAtt for
   AWS::EFS::AccessPoint: the RDS-managed secret is created with boto3, and the access
-  point's id is written into its output by an update of the stack.
+  point's id is written into its output by an update of the stack;
+- its AWS::EC2::SubnetRouteTableAssociation records no association: deploy() makes each
+  one the template declares with boto3.
 """
 
 import copy
@@ -79,6 +81,7 @@ def deploy(client: Callable, region: str, **parameters: str) -> dict[str, str]:
     cloudformation.update_stack(TemplateBody=json.dumps(updated), **arguments)
     stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
     assert stack["StackStatus"] == "UPDATE_COMPLETE", stack.get("StackStatusReason")
+    _associate_route_tables(client, body, name)
     return {output["OutputKey"]: output["OutputValue"] for output in stack["Outputs"]}
 
 
@@ -111,6 +114,19 @@ def _stand_ins(client: Callable, name: str) -> dict[str, dict]:
         "ApiSecretKeyArn": secret(f"{name}/api-secret-key"),
     }
     return {key: {"Value": value} for key, value in values.items()}
+
+
+def _associate_route_tables(client: Callable, body: dict, name: str) -> None:
+    summaries = client("cloudformation").list_stack_resources(StackName=name)["StackResourceSummaries"]
+    physical = {summary["LogicalResourceId"]: summary["PhysicalResourceId"] for summary in summaries}
+    ec2 = client("ec2")
+    for logical, resource in body["Resources"].items():
+        if resource["Type"] == "AWS::EC2::SubnetRouteTableAssociation" and logical in physical:
+            properties = resource["Properties"]
+            ec2.associate_route_table(
+                SubnetId=physical[properties["SubnetId"]["Ref"]],
+                RouteTableId=physical[properties["RouteTableId"]["Ref"]],
+            )
 
 
 def _output(cloudformation, stack: str, key: str) -> str:
