@@ -251,3 +251,18 @@ def test_the_readme_shows_the_posture_output_of_the_example(deployment, capsys):
     shown = re.sub(r"vpc-[0-9a-f]+", outputs["VpcId"], block.group(1))
     assert shown == out
     assert settings.load(path)["network"]["vpc_endpoints"]  # the block came from these settings
+
+
+def test_the_readme_cost_table_is_what_the_estimate_gives():
+    from taskdefs.posture.cost import HOURS_PER_MONTH, Estimate, Prices, Traffic
+
+    readme = (REPO / "README.md").read_text()
+    rows = re.findall(
+        r"^\| ([\d,]+)[^|]* \| \$([\d.,]+) \| \$([\d.,]+) \| (\d+) % (more|less) \|$", readme, re.M
+    )
+    assert len(rows) == 4
+    for s3_gb, endpoints, nat, percent, direction in rows:
+        estimate = Estimate(7, 14 * HOURS_PER_MONTH, 2, Traffic(50, float(s3_gb.replace(",", ""))), Prices())
+        assert f"{estimate.endpoints_monthly:,.2f}" == endpoints and f"{estimate.nat_monthly:,.2f}" == nat
+        saving = 1 - estimate.endpoints_monthly / estimate.nat_monthly
+        assert (round(abs(saving) * 100), "less" if saving >= 0 else "more") == (int(percent), direction)
