@@ -124,20 +124,18 @@ POSTURE = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskdefs", description="Render and lint the ECS templates.")
     commands = parser.add_subparsers(dest="command", required=True)
-    render_parser = commands.add_parser("render", help="fill config/ecs/ from a settings file")
-    for flag in RENDER:
-        flag.add_to(render_parser)
-    lint_parser = commands.add_parser("lint", help="check ECS / IAM JSON files against the guardrails")
-    for flag in LINT:
-        flag.add_to(lint_parser)
-    lint_parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    settings_parser = commands.add_parser("settings", help="write settings from a stack of infra/")
-    for flag in FROM_STACK:
-        flag.add_to(settings_parser)
-    posture_parser = commands.add_parser("posture", help="check a live account against the NAT-free design")
-    for flag in POSTURE:
-        flag.add_to(posture_parser)
-    commands.add_parser("rules", help="list the lint rules")
+    for name, summary, flags in (
+        ("render", "fill config/ecs/ from a settings file", RENDER),
+        ("lint", "check ECS / IAM JSON files against the guardrails", LINT),
+        ("settings", "write settings from a stack of infra/", FROM_STACK),
+        ("posture", "check a live account against the NAT-free design", POSTURE),
+        ("rules", "list the lint rules", ()),
+    ):
+        command = commands.add_parser(name, help=summary)
+        for flag in flags:
+            flag.add_to(command)
+        if name == "lint":
+            command.add_argument("files", nargs="+", type=Path, metavar="FILE")
     return parser
 
 

@@ -44,6 +44,12 @@ def posture(path: Path, capsys) -> tuple[int, set[str], str]:
     return code, names, out
 
 
+def endpoint(ec2, outputs: dict, suffix: str) -> dict:
+    """The stack VPC's endpoint whose service name ends in `suffix`."""
+    found = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [outputs["VpcId"]]}])
+    return next(e for e in found["VpcEndpoints"] if e["ServiceName"].endswith(suffix))
+
+
 def rewrite(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text
@@ -88,10 +94,7 @@ def test_an_internet_gateway(aws, deployment, capsys):
 def test_a_missing_ecr_dkr_endpoint(aws, deployment, capsys):
     outputs, path = deployment
     ec2 = aws("ec2")
-    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [outputs["VpcId"]]}])[
-        "VpcEndpoints"
-    ]
-    dkr = next(e["VpcEndpointId"] for e in endpoints if e["ServiceName"].endswith(".ecr.dkr"))
+    dkr = endpoint(ec2, outputs, ".ecr.dkr")["VpcEndpointId"]
     ec2.delete_vpc_endpoints(VpcEndpointIds=[dkr])
     code, names, out = posture(path, capsys)
     assert (code, names) == (1, {"missing-endpoint"}), out
@@ -101,10 +104,7 @@ def test_a_missing_ecr_dkr_endpoint(aws, deployment, capsys):
 def test_an_s3_gateway_endpoint_off_the_task_route_table(aws, deployment, capsys):
     outputs, path = deployment
     ec2 = aws("ec2")
-    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [outputs["VpcId"]]}])[
-        "VpcEndpoints"
-    ]
-    s3 = next(e for e in endpoints if e["VpcEndpointType"] == "Gateway")
+    s3 = endpoint(ec2, outputs, ".s3")
     ec2.modify_vpc_endpoint(VpcEndpointId=s3["VpcEndpointId"], RemoveRouteTableIds=s3["RouteTableIds"])
     code, names, out = posture(path, capsys)
     assert (code, names) == (1, {"missing-endpoint"}), out
@@ -114,10 +114,7 @@ def test_an_s3_gateway_endpoint_off_the_task_route_table(aws, deployment, capsys
 def test_private_dns_off(aws, deployment, capsys):
     outputs, path = deployment
     ec2 = aws("ec2")
-    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [outputs["VpcId"]]}])[
-        "VpcEndpoints"
-    ]
-    logs = next(e for e in endpoints if e["ServiceName"].endswith(".logs"))
+    logs = endpoint(ec2, outputs, ".logs")
     # Replaced by one without private DNS (moto's modify_vpc_endpoint ignores PrivateDnsEnabled).
     ec2.delete_vpc_endpoints(VpcEndpointIds=[logs["VpcEndpointId"]])
     logs = ec2.create_vpc_endpoint(
