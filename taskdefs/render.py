@@ -29,6 +29,10 @@ class Rendered:
     outputs: list[Output]
     skipped: dict[str, str]  # file name -> why it was not rendered
 
+    def documents(self) -> list[Document]:
+        """The outputs as lint reads them."""
+        return [Document(output.filename, output.kind, output.document) for output in self.outputs]
+
 
 def render(settings: dict, templates: Path = TEMPLATES) -> Rendered:
     shared = context.shared(settings)
@@ -81,12 +85,11 @@ def check(rendered: Rendered, source: Path) -> None:
     A missing VPC endpoint is the settings' fault and is reported against the key that lists
     them; anything else would be a template's, and names the rendered file."""
     # The endpoint list is among the outputs (vpc-endpoints.json), so lint reads it from there.
-    documents = [Document(output.filename, output.kind, output.document) for output in rendered.outputs]
     problems = [
         f"{source}: network.vpc_endpoints: {finding.message}"
         if finding.rule == "endpoint-coverage" and finding.path == ENDPOINTS_FILE
         else f"rendered {finding}"
-        for finding in lint.run(documents)
+        for finding in lint.run(rendered.documents())
     ]
     if problems:
         raise TaskdefsError("\n".join(problems))
@@ -103,7 +106,7 @@ def write(rendered: Rendered, out: Path) -> None:
             target = out / output.filename
             if target.is_dir():
                 raise IsADirectoryError(0, "a directory is in the way", str(target))
-            staged.append((_stage(target, json.dumps(output.document, indent=2) + "\n"), target))
+            staged.append((stage(target, json.dumps(output.document, indent=2) + "\n"), target))
     except OSError as exc:
         for temporary, _ in staged:
             temporary.unlink(missing_ok=True)
@@ -142,7 +145,8 @@ def _load(path: Path):
         raise TaskdefsError(f"{path}: the template is not valid JSON: {exc}") from None
 
 
-def _stage(target: Path, text: str) -> Path:
+def stage(target: Path, text: str) -> Path:
+    """`text` in a new hidden file beside `target`, to be renamed onto it."""
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     with os.fdopen(handle, "w") as file:
         file.write(text)

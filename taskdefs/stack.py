@@ -8,14 +8,13 @@ rendered task definitions name exactly the subnets, endpoints, secrets and store
 import copy
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import botocore.exceptions
 import tomli_w
 
-from taskdefs import TaskdefsError, settings
+from taskdefs import TaskdefsError, render, settings
 
 STACK_ARN = re.compile(r"arn:[^:]+:cloudformation:(?P<region>[^:]+):(?P<account>\d{12}):stack/.+")
 READY = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE")
@@ -109,18 +108,14 @@ def write(merged: dict, out: Path) -> None:
     if out.suffix != ".toml":
         raise TaskdefsError(f"{out}: the settings are written as TOML: name the file *.toml")
     try:
-        handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".toml")
+        staged = render.stage(out, tomli_w.dumps(merged))
     except OSError as exc:
         raise TaskdefsError(f"{out}: cannot write: {exc.strerror}; nothing written") from None
-    staged = Path(temporary)
     try:
-        with os.fdopen(handle, "wb") as file:
-            tomli_w.dump(merged, file)
-        try:
-            settings.load(staged)
-        except TaskdefsError as exc:
-            raise TaskdefsError(str(exc).replace(str(staged), str(out)) + "\nnothing written") from None
+        settings.load(staged)
         os.replace(staged, out)
+    except TaskdefsError as exc:
+        raise TaskdefsError(str(exc).replace(str(staged), str(out)) + "\nnothing written") from None
     except OSError as exc:
         raise TaskdefsError(f"{out}: cannot write: {exc.strerror}; nothing written") from None
     finally:

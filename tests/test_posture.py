@@ -251,7 +251,7 @@ def test_the_readme_shows_the_posture_output_of_the_example(deployment, capsys):
 
 
 def test_the_readme_cost_table_is_what_the_estimate_gives():
-    from taskdefs.posture.cost import HOURS_PER_MONTH, Estimate, Prices, Traffic
+    from taskdefs.posture.cost import Estimate, Prices, Traffic
 
     readme = (REPO / "README.md").read_text()
     rows = re.findall(
@@ -259,7 +259,7 @@ def test_the_readme_cost_table_is_what_the_estimate_gives():
     )
     assert len(rows) == 4
     for s3_gb, endpoints, nat, percent, direction in rows:
-        estimate = Estimate(7, 14 * HOURS_PER_MONTH, 2, Traffic(50, float(s3_gb.replace(",", ""))), Prices())
+        estimate = Estimate(7, 14, 2, Traffic(50, float(s3_gb.replace(",", ""))), Prices())
         assert f"{estimate.endpoints_monthly:,.2f}" == endpoints and f"{estimate.nat_monthly:,.2f}" == nat
         saving = 1 - estimate.endpoints_monthly / estimate.nat_monthly
         assert (round(abs(saving) * 100), "less" if saving >= 0 else "more") == (int(percent), direction)

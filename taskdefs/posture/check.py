@@ -6,16 +6,13 @@ import boto3
 import botocore.exceptions
 
 from taskdefs import TaskdefsError, endpoints, render
-from taskdefs.documents import Document
 from taskdefs.posture import Finding, cost, network, storage
 from taskdefs.ruleset import Inputs
 
 
 def needed_endpoints(settings: dict) -> dict[str, str]:
     """What `lint` requires of the task definitions rendered from these settings."""
-    rendered = render.render(settings)
-    documents = [Document(output.filename, output.kind, output.document) for output in rendered.outputs]
-    return endpoints.needed(Inputs(documents))
+    return endpoints.needed(Inputs(render.render(settings).documents()))
 
 
 def run(

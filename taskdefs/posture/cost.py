@@ -33,40 +33,40 @@ class Traffic:
 @dataclass(frozen=True)
 class Estimate:
     interface_endpoints: int
-    endpoint_az_hours: int
+    endpoint_azs: int  # the interface endpoints' AZs, summed over the endpoints
     nat_gateways: int
     traffic: Traffic
     prices: Prices
 
     @property
+    def endpoints_fixed(self) -> float:
+        return self.endpoint_azs * HOURS_PER_MONTH * self.prices.endpoint_hour
+
+    @property
+    def nat_fixed(self) -> float:
+        return self.nat_gateways * HOURS_PER_MONTH * self.prices.nat_hour
+
+    @property
     def endpoints_monthly(self) -> float:
-        return (
-            self.endpoint_az_hours * self.prices.endpoint_hour
-            + self.traffic.endpoint_gb * self.prices.endpoint_gb
-        )
+        return self.endpoints_fixed + self.traffic.endpoint_gb * self.prices.endpoint_gb
 
     @property
     def nat_monthly(self) -> float:
-        hours = self.nat_gateways * HOURS_PER_MONTH * self.prices.nat_hour
-        return hours + (self.traffic.endpoint_gb + self.traffic.s3_gb) * self.prices.nat_gb
+        return self.nat_fixed + (self.traffic.endpoint_gb + self.traffic.s3_gb) * self.prices.nat_gb
 
     def break_even_gb(self) -> float | None:
         """GB a month through the NAT above which the endpoints cost less (None: never, or always)."""
-        fixed = (
-            self.endpoint_az_hours * self.prices.endpoint_hour
-            - self.nat_gateways * HOURS_PER_MONTH * self.prices.nat_hour
-        )
+        fixed = self.endpoints_fixed - self.nat_fixed
         per_gb = self.prices.nat_gb - self.prices.endpoint_gb
         return fixed / per_gb if per_gb > 0 and fixed > 0 else None
 
     def lines(self) -> list[str]:
         t, p = self.traffic, self.prices
-        endpoint_azs = self.endpoint_az_hours // HOURS_PER_MONTH
         saving = 1 - self.endpoints_monthly / self.nat_monthly if self.nat_monthly else 0.0
         cheaper = "less" if saving >= 0 else "more"
         lines = [
             f"a month: {HOURS_PER_MONTH} h, {t.endpoint_gb:g} GB to AWS APIs, {t.s3_gb:g} GB to S3",
-            f"  endpoints: {self.interface_endpoints} interface endpoints in {endpoint_azs} endpoint-AZs"
+            f"  endpoints: {self.interface_endpoints} interface endpoints in {self.endpoint_azs} endpoint-AZs"
             f" x {HOURS_PER_MONTH} h x ${p.endpoint_hour:g} + {t.endpoint_gb:g} GB x ${p.endpoint_gb:g}"
             f" (S3 gateway: free) = ${self.endpoints_monthly:,.2f}",
             f"  NAT alternative: {self.nat_gateways} NAT gateways x {HOURS_PER_MONTH} h x ${p.nat_hour:g}"
@@ -97,4 +97,4 @@ def estimate(
     )
     endpoint_azs = sum(len({zones.get(s) for s in endpoint.get("SubnetIds", [])}) for endpoint in interface)
     task_azs = len({zones.get(subnet) for subnet in task_subnets})
-    return Estimate(len(interface), endpoint_azs * HOURS_PER_MONTH, task_azs, traffic, prices)
+    return Estimate(len(interface), endpoint_azs, task_azs, traffic, prices)
