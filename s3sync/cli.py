@@ -1,19 +1,24 @@
 """Command line: what each command does. The flags and their environment variables are in flags.py."""
 
+import functools
 import signal
 import sys
 import threading
+import time
+from collections.abc import Callable
 
 from s3sync import logs, status
 from s3sync.client import ClientSettings, make_client
 from s3sync.errors import BadInput, S3SyncError
 from s3sync.flags import build_parser
+from s3sync.inuse import InUseError, libpq_url, releases_in_use
 from s3sync.layout import Layout
 from s3sync.location import S3Location
 from s3sync.manifest import Limits
 from s3sync.publish import Publisher, PublishResult
 from s3sync.pull import PullSettings
 from s3sync.remote import Remote
+from s3sync.retention import prune, releases_to_remove
 from s3sync.runner import Loop, LoopSettings, Syncer, sync_once
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -28,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK if healthy else EXIT_FAIL
     logs.configure(args.log_level, None if args.log_format == "auto" else args.log_format == "json")
     try:
-        return _dispatch(args)
+        return _gc(args) if args.command == "gc" else _dispatch(args)
     except BadInput as exc:
         _say(f"error: {exc}")
         return EXIT_USAGE if isinstance(exc, _UsageError) else EXIT_FAIL
@@ -60,6 +65,37 @@ def _dispatch(args) -> int:
         print(f"LATEST -> {manifest.release} (generation {manifest.generation})")
         return EXIT_OK
     return _pull(args, client, location, limits)
+
+
+def _in_use_hook(args) -> Callable[[], set[str]] | None:
+    if not args.in_use_database:
+        return None
+    try:
+        libpq_url(args.in_use_database)  # a malformed URL is refused before anything runs
+    except InUseError as exc:
+        raise _UsageError(str(exc)) from None
+    return functools.partial(releases_in_use, args.in_use_database, args.bundle_name)
+
+
+def _gc(args) -> int:
+    """One collection, as the loop runs it: print each release deleted (or, dry, to delete)."""
+    if args.target is None:
+        raise _UsageError("--target is required (or set S3SYNC_TARGET)")
+    layout = Layout(args.target, lock_timeout=args.lock_timeout)
+    if not layout.releases.is_dir():
+        raise _UsageError(f"{args.target} is not an s3sync ROOT (no {layout.releases})")
+    hook = _in_use_hook(args)
+    in_use = frozenset(hook()) if hook else frozenset()
+    with layout.lock:
+        if args.dry_run:
+            doomed = releases_to_remove(layout, args.keep, args.grace, time.time(), in_use)
+        else:
+            doomed = prune(layout, args.keep, args.grace, time.time(), in_use)
+    for release in doomed:
+        print(f"{'would remove' if args.dry_run else 'removed'} {release}")
+    kept = sorted({entry.name for entry in layout.releases.iterdir()} - set(doomed))
+    print(f"kept {len(kept)}: {' '.join(kept)}" + (f" (in use: {' '.join(sorted(in_use))})" if hook else ""))
+    return EXIT_OK
 
 
 def _location(url: str | None) -> S3Location:
@@ -149,12 +185,14 @@ def _pull(args, client, location: S3Location, limits: Limits) -> int:
     remote = Remote(client, location, limits, args.mode, download_attempts=args.s3_retries)
     settings = PullSettings(limits, args.concurrency, args.request_cost, args.keep, args.grace)
     layout = Layout(args.target, lock_timeout=args.lock_timeout)
-    syncer = Syncer(remote, layout, settings, args.release, log)
+    syncer = Syncer(remote, layout, settings, args.release, log, _in_use_hook(args))
     if getattr(args, "once", False):
         ok, line = sync_once(syncer, args.timeout, log)
         _say(line) if not ok else print(f"s3sync: {line}")
         return EXIT_OK if ok else EXIT_FAIL
-    loop_settings = LoopSettings(args.interval, args.status_file, args.metrics_interval, not args.no_metrics)
+    loop_settings = LoopSettings(
+        args.interval, args.status_file, args.metrics_interval, not args.no_metrics, args.gc_interval
+    )
     loop = Loop(syncer, loop_settings, str(location), log)
     stop = _stop_on_signals()
     threading.Thread(target=lambda: (stop.wait(), loop.stop.set()), daemon=True).start()

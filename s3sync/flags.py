@@ -126,18 +126,11 @@ PUBLISH = (
     ),
 )
 
-PULL = (
-    SOURCE,
-    Flag("--target", "S3SYNC_TARGET", "ROOT folder; ROOT/current is the live tree", type=Path),
-    Flag("--interval", "S3SYNC_INTERVAL", "seconds between polls", "10", POSITIVE_FLOAT),
-    Flag("--release", "S3SYNC_RELEASE", "pin this release id instead of following LATEST"),
-    Flag(
-        "--mode",
-        "S3SYNC_MODE",
-        "manifest (LATEST.json), listing (plain prefix), or auto (listing when there is no LATEST.json)",
-        "auto",
-        choices=MODES,
-    ),
+TARGET = Flag("--target", "S3SYNC_TARGET", "ROOT folder; ROOT/current is the live tree", type=Path)
+LOCK_TIMEOUT = Flag(
+    "--lock-timeout", "S3SYNC_LOCK_TIMEOUT", "seconds to wait for ROOT's lock", "60", POSITIVE_FLOAT
+)
+RETENTION = (
     Flag("--keep", "S3SYNC_KEEP", "releases kept on disk, the live one included", "3", POSITIVE_INT),
     Flag(
         "--grace",
@@ -147,13 +140,47 @@ PULL = (
         NON_NEGATIVE_FLOAT,
     ),
     Flag(
+        "--in-use-database",
+        "S3SYNC_IN_USE_DATABASE",
+        "Airflow's metadata DB URL (postgresql://...); releases its queued and running DAG runs and "
+        "latest DAG versions use are kept, and nothing is deleted while it cannot be read",
+    ),
+    Flag(
+        "--bundle-name",
+        "S3SYNC_BUNDLE_NAME",
+        "with --in-use-database: the name of the DAG bundle serving this ROOT",
+        "dags",
+    ),
+)
+
+PULL = (
+    SOURCE,
+    TARGET,
+    Flag("--interval", "S3SYNC_INTERVAL", "seconds between polls", "10", POSITIVE_FLOAT),
+    Flag("--release", "S3SYNC_RELEASE", "pin this release id instead of following LATEST"),
+    Flag(
+        "--mode",
+        "S3SYNC_MODE",
+        "manifest (LATEST.json), listing (plain prefix), or auto (listing when there is no LATEST.json)",
+        "auto",
+        choices=MODES,
+    ),
+    *RETENTION,
+    Flag(
+        "--gc-interval",
+        "S3SYNC_GC_INTERVAL",
+        "seconds between collections of old releases when no new release arrives",
+        "60",
+        POSITIVE_FLOAT,
+    ),
+    Flag(
         "--request-cost",
         "S3SYNC_REQUEST_COST",
         "what one S3 GET costs, in bytes of transfer time; weighs the release pack against single GETs",
         "1048576",
         POSITIVE_INT,
     ),
-    Flag("--lock-timeout", "S3SYNC_LOCK_TIMEOUT", "seconds to wait for ROOT's lock", "60", POSITIVE_FLOAT),
+    LOCK_TIMEOUT,
     STATUS_FILE,
     Flag(
         "--metrics-interval",
@@ -218,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync", help="like run; with --once, converge once and exit")
     sync.add_argument("--once", action="store_true", help="exit 0 once a verified release is live, else 1")
     _add(sync, PULL, (SYNC_ONCE,), COMMON)
+
+    gc = commands.add_parser("gc", help="delete old releases under TARGET once, as the sync loop does")
+    gc.add_argument("--dry-run", action="store_true", help="print what would be deleted, delete nothing")
+    _add(gc, (TARGET, *RETENTION, LOCK_TIMEOUT), COMMON)
 
     health = commands.add_parser("health", help="exit 0 if the sync loop is alive and recent")
     _add(health, HEALTH)

@@ -92,7 +92,8 @@ def _apply(
                 layout, fetched, pinned, None, Outcome("swapped", manifest.release, manifest.generation)
             )
     with layout.staging_dir() as staging:
-        outcome = _stage(fetched, remote, layout, staging, settings, progress)
+        reusable = _reusable_files(layout, layout.live_release(), settings.limits)
+        outcome = stage(fetched, remote, staging, settings, reusable, progress)
         layout.save_manifest(manifest, fetched.raw)
         with layout.lock:
             return _swap(layout, fetched, pinned, staging, outcome)
@@ -144,16 +145,17 @@ def _note_generation(layout: Layout, fetched: Fetched) -> None:
         layout.write_state(state)
 
 
-def _stage(
+def stage(
     fetched: Fetched,
     remote: Remote,
-    layout: Layout,
     staging: Path,
     settings: PullSettings,
-    progress: Callable[[], None],
+    reusable: dict[str, str],
+    progress: Callable[[], None] = lambda: None,
 ) -> Outcome:
+    """Fill `staging` with the release: `reusable` (content id -> local file) is hard-linked,
+    the rest fetched, every byte verified."""
     manifest = fetched.manifest
-    reusable = _reusable_files(layout, layout.live_release(), settings.limits)
     to_fetch, linked = _link_unchanged(manifest, reusable, staging)
     remaining, used_pack, pack_problem = to_fetch, False, None
     if fetched.has_pack and pack_is_cheaper(manifest, to_fetch, settings):

@@ -1,4 +1,5 @@
-"""Which old releases to delete: keep the newest few and any a reader may still be in."""
+"""Which old releases to delete: keep the newest few, any a reader may still be in, and any
+the metadata DB says a DAG run or DAG version still uses (s3sync.inuse)."""
 
 import os
 
@@ -25,18 +26,27 @@ def releases_to_keep(
     return kept
 
 
-def prune(layout: Layout, keep: int, grace: float, now: float) -> list[str]:
-    """Delete releases that are neither live, nor among the newest `keep`, nor recent.
+def prune(
+    layout: Layout, keep: int, grace: float, now: float, in_use: frozenset[str] = frozenset()
+) -> list[str]:
+    """Delete releases that are neither live, nor among the newest `keep`, nor recent, nor in use.
 
     Call with the ROOT lock held.
     """
-    on_disk = {entry.name: entry.stat().st_mtime for entry in os.scandir(layout.releases)}
-    kept = releases_to_keep(layout.read_state(), on_disk, layout.live_release(), keep, grace, now)
-    removed = sorted(set(on_disk) - kept)
+    removed = releases_to_remove(layout, keep, grace, now, in_use)
     for release in removed:
         layout.discard_release(release)
+    on_disk = {entry.name for entry in os.scandir(layout.releases)}
     for entry in os.scandir(layout.manifests):
         release = entry.name.removesuffix(".json")
         if release not in on_disk and now - entry.stat().st_mtime >= grace:
             os.unlink(entry.path)  # manifest of a release that never landed
     return removed
+
+
+def releases_to_remove(
+    layout: Layout, keep: int, grace: float, now: float, in_use: frozenset[str] = frozenset()
+) -> list[str]:
+    on_disk = {entry.name: entry.stat().st_mtime for entry in os.scandir(layout.releases)}
+    kept = releases_to_keep(layout.read_state(), on_disk, layout.live_release(), keep, grace, now)
+    return sorted(set(on_disk) - kept - in_use)

@@ -3,6 +3,7 @@
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,17 +23,27 @@ class LoopSettings:
     status_file: Path = status.DEFAULT_STATUS_FILE
     metrics_interval: float = 60.0
     emit_metrics: bool = True
+    gc_interval: float = 60.0  # old releases are also collected after every swap
 
 
 class Syncer:
     """One poll: fetch what should be live, make it live. Remembers LATEST's ETag."""
 
-    def __init__(self, remote: Remote, layout: Layout, settings: PullSettings, pinned: str | None, log):
+    def __init__(
+        self,
+        remote: Remote,
+        layout: Layout,
+        settings: PullSettings,
+        pinned: str | None,
+        log,
+        in_use: Callable[[], set[str]] | None = None,
+    ):
         self.remote = remote
         self.layout = layout
         self.settings = settings
         self.pinned = pinned
         self.log = log
+        self.in_use = in_use  # releases Airflow still needs (s3sync.inuse); None: no such hook
         self.etag: str | None = None
         self.progress = lambda: None
 
@@ -71,7 +82,7 @@ class Syncer:
                 used_pack=outcome.used_pack,
                 seconds=round(time.monotonic() - started, 3),
             )
-            self._prune()
+            self.collect()
         elif outcome.action == "older":
             self.log.warning(
                 "remote release is older than the live one; not moving backwards",
@@ -80,12 +91,22 @@ class Syncer:
             )
         return outcome
 
-    def _prune(self) -> None:
+    def collect(self) -> list[str]:
+        """Delete old releases and orphan staging; the releases removed. When the in-use hook
+        cannot answer, no release is deleted this time."""
+        in_use: frozenset[str] = frozenset()
+        if self.in_use is not None:
+            try:
+                in_use = frozenset(self.in_use())
+            except S3SyncError as exc:
+                self.log.error("old releases kept: releases in use unknown", error=str(exc))
+                return []
         with self.layout.lock:
-            removed = prune(self.layout, self.settings.keep, self.settings.grace, time.time())
+            removed = prune(self.layout, self.settings.keep, self.settings.grace, time.time(), in_use)
             orphans = self.layout.remove_orphans()
         if removed or orphans:
-            self.log.info("pruned", releases=removed, staging=orphans)
+            self.log.info("pruned", releases=removed, staging=orphans, in_use=sorted(in_use))
+        return removed
 
 
 class Loop:
@@ -101,6 +122,7 @@ class Loop:
         )
         self._last_beat = 0.0
         self._last_metrics = 0.0
+        self._last_gc = time.monotonic()
         syncer.progress = self.heartbeat
 
     def heartbeat(self) -> None:
@@ -159,11 +181,22 @@ class Loop:
                     "SyncFailures": (0, "Count"),
                 }
             )
+            self._last_gc = time.monotonic()  # poll() collected after the swap
+        elif time.monotonic() - self._last_gc >= self.settings.gc_interval:
+            self._last_gc = time.monotonic()
+            self._collect()
         if now - self._last_metrics >= self.settings.metrics_interval:
             self._last_metrics = now
             live_since = state.history[-1].live_from if state.history else now
             self._metric({"ReleaseAge": (now - live_since, "Seconds")})
         return 0
+
+    def _collect(self) -> None:
+        """Runs between polls: runs still in progress may have ended since the last swap."""
+        try:
+            self.syncer.collect()
+        except S3SyncError as exc:
+            self.log.error("old releases kept: collection failed", error=str(exc))
 
     def _beat_now(self) -> None:
         self.status.heartbeat_at = time.time()
