@@ -25,6 +25,7 @@ import fcntl
 import os
 import secrets
 import shutil
+import time
 from pathlib import Path
 
 from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersionLock, get_bundle_tracking_dir
@@ -40,6 +41,8 @@ from s3sync.pull import PullSettings
 from s3sync.remote import Remote
 
 LINK = "live"
+# A tracking file is written a moment before its holder locks it: younger ones are left alone.
+ORPHAN_MIN_AGE = 60.0
 
 
 class ReleaseBundle(BaseDagBundle):
@@ -95,6 +98,7 @@ class ReleaseBundle(BaseDagBundle):
             )
         with _as_airflow_error(self.name), self.lock():
             self._drop_orphan_tracking_files()
+            self._check_root()
             self._follow_current()
 
     # -- the dag-processor's private link ------------------------------------------
@@ -198,7 +202,7 @@ class ReleaseBundle(BaseDagBundle):
             return
         for file in tracking.iterdir():
             folder = self.versions_dir / file.name
-            if _is_real_dir(folder):
+            if _is_real_dir(folder) or time.time() - file.stat().st_mtime < ORPHAN_MIN_AGE:
                 continue
             with contextlib.suppress(OSError), open(file, "a") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: in use, leave it
