@@ -48,3 +48,28 @@ def write(folder: Path, files: dict[str, str]) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
     return folder
+
+
+def two_step_dag(dag_id: str, code: str, signals: Path, results: Path) -> str:
+    """Task 1 runs at once; task 2, a sensor in reschedule mode (a fresh task process on every
+    poke), waits for the file signals/<run_id>, then writes `code` to results/<run_id>: which
+    release's code a poke loaded is on record. The description is part of the serialized DAG,
+    so a release that changes `code` also makes a new DAG version."""
+    return f'''{HEADER}from pathlib import Path
+
+with DAG("{dag_id}", schedule=None, start_date=datetime(2024, 1, 1), catchup=False,
+         description="task 2 runs code {code}"):
+
+    @task
+    def first():
+        print("first step")
+
+    @task.sensor(poke_interval=1, timeout=900, mode="reschedule")
+    def second(run_id=None):
+        if not Path({str(signals)!r}, run_id).exists():
+            return False
+        Path({str(results)!r}, run_id).write_text("{code}")
+        return True
+
+    first() >> second()
+'''

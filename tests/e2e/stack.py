@@ -1,7 +1,9 @@
 """A whole local Airflow 3.1 stack as processes: the same config and sidecar as on ECS.
 
     S3 + Secrets Manager   moto's server on a loopback port (tests/support/s3server.py)
-    s3sync run             publishes land in ROOT/current, Airflow's dags_folder
+    s3sync run             publishes land in ROOT/current, Airflow's dags_folder (plain mode)
+    s3sync run, versioned  a second prefix and ROOT, served by the versioned DAG bundle
+                           "releases" (s3sync.airflow_bundle) beside the plain "dags-folder"
     airflow ...            api-server, scheduler, dag-processor, triggerer, celery worker
     PostgreSQL, Redis      the machine's servers: a fresh database and an empty Redis DB
 
@@ -36,6 +38,8 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 BUCKET = "airflow-e2e"
 DAGS_URL = f"s3://{BUCKET}/dags"
+VERSIONED_URL = f"s3://{BUCKET}/versioned"
+VERSIONED_BUNDLE = "releases"
 POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 ROLES = {
@@ -58,11 +62,13 @@ class LocalStack:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="airflow-e2e-"))
         self.home = self.workdir / "airflow-home"
         self.root = self.workdir / "dags-root"
+        self.versioned_root = self.workdir / "versioned-root"
         self.logs = self.workdir / "logs"
         self.database = f"airflow_e2e_{secrets.token_hex(4)}"
         self.redis_db: int | None = None
         self.processes: dict[str, subprocess.Popen] = {}
         self.commands: dict[str, list[str]] = {}
+        self.spawn_env: dict[str, dict[str, str] | None] = {}
         self.api_port = free_port()
         self.health_port = free_port()
         self.password = secrets.token_urlsafe(12)
@@ -82,6 +88,7 @@ class LocalStack:
             # s3sync with its defaults (10 s polls), as the ECS sidecar runs it
             sidecar = ["run", "--source", DAGS_URL, "--target", str(self.root)]
             self._spawn("s3sync", [str(BIN / "s3sync"), *sidecar])
+            self._start_versioned_sidecar()
             for role, args in ROLES.items():
                 self._spawn(role, [str(BIN / "airflow"), *args])
             self.wait_for_api()
@@ -155,6 +162,36 @@ class LocalStack:
         self.s3.create_bucket(Bucket=BUCKET)
         self.secretsmanager = session.client("secretsmanager", endpoint_url=self.s3_endpoint)
 
+    def _start_versioned_sidecar(self) -> None:
+        """The versioned bundle's sidecar, collecting eagerly (keep 1, no grace) but never a
+        release the metadata DB says is in use. A first release is live before Airflow starts,
+        as the ECS init container (`s3sync sync --once`) makes sure."""
+        first = self.workdir / "versioned-first"
+        first.mkdir()
+        (first / "README.md").write_text("DAGs of the versioned bundle\n")
+        self.publish(first, VERSIONED_URL)
+        target = ["--source", VERSIONED_URL, "--target", str(self.versioned_root)]
+        once = subprocess.run(
+            [str(BIN / "s3sync"), "sync", "--once", *target, "--timeout", "60"],
+            env=self.process_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if once.returncode != 0:
+            raise RuntimeError(f"s3sync sync --once failed: {once.stderr}")
+        retention = ["--keep", "1", "--grace", "0", "--gc-interval", "2", "--bundle-name", VERSIONED_BUNDLE]
+        status = ["--status-file", str(self.workdir / "s3sync-versioned-status.json"), "--interval", "2"]
+        self._spawn(
+            "s3sync-versioned",
+            [str(BIN / "s3sync"), "run", *target, *retention, *status],
+            {"S3SYNC_IN_USE_DATABASE": self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]},
+        )
+
+    def bundle_storage(self, name: str) -> Path:
+        """Each Airflow process keeps bundle versions on its own "local disk", as on ECS."""
+        return self.workdir / "bundles" / name
+
     def _create_database(self) -> None:
         with contextlib.closing(_postgres()) as conn, conn.cursor() as cur:
             cur.execute(f'CREATE DATABASE "{self.database}"')
@@ -210,8 +247,27 @@ class LocalStack:
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__TRIGGERER__TRIGGERER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW_WORKER_LIVENESS_FILE": str(self.workdir / "worker-alive"),
+                "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(self.bundles()),
+                # Airflow's stale-version cleanup, every 3 s, on copies unused for 1 s
+                "AIRFLOW__DAG_PROCESSOR__STALE_BUNDLE_CLEANUP_INTERVAL": "3",
+                "AIRFLOW__DAG_PROCESSOR__STALE_BUNDLE_CLEANUP_AGE_THRESHOLD": "1",
+                "AIRFLOW__DAG_PROCESSOR__STALE_BUNDLE_CLEANUP_MIN_VERSIONS": "0",
             }
         )
+
+    def bundles(self, *extra: dict) -> list[dict]:
+        """Plain mode (dags_folder) and the versioned bundle, side by side."""
+        plain = {"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle"}
+        versioned_kwargs = {"root": str(self.versioned_root), "source": VERSIONED_URL}
+        return [
+            {**plain, "kwargs": {}},
+            {
+                "name": VERSIONED_BUNDLE,
+                "classpath": "s3sync.airflow_bundle.ReleaseBundle",
+                "kwargs": versioned_kwargs,
+            },
+            *extra,
+        ]
 
     def _migrate(self) -> None:
         result = subprocess.run(
@@ -236,14 +292,16 @@ class LocalStack:
 
     def restart(self, name: str) -> None:
         _stop_group(self.processes[name], name)
-        self._spawn(name, self.commands[name])
+        self._spawn(name, self.commands[name], self.spawn_env.get(name))
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
         self.commands[name] = command
+        self.spawn_env[name] = env
+        storage = {"AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(self.bundle_storage(name))}
         with open(self.logs / f"{name}.log", "ab") as log:
             self.processes[name] = subprocess.Popen(
                 command,
-                env={**self.process_env(), **(env or {})},
+                env={**self.process_env(), **storage, **(env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -298,9 +356,9 @@ class LocalStack:
     def db(self):
         return psycopg2.connect(dbname=self.database, **POSTGRES)
 
-    def publish(self, folder: Path) -> str:
+    def publish(self, folder: Path, destination: str = DAGS_URL) -> str:
         result = subprocess.run(
-            [str(BIN / "s3sync"), "publish", str(folder), DAGS_URL],
+            [str(BIN / "s3sync"), "publish", str(folder), destination],
             env=self.process_env(),
             capture_output=True,
             text=True,
