@@ -129,11 +129,15 @@ def test_a_run_keeps_the_release_it_started_on(stack, tmp_path):
     assert run_version(stack, "run-2") == b and (results / "run-2").read_text() == "B"
     timeline.mark("run-2 on B succeeded; task 2 ran B's code")
 
-    # Acceptance 2, after: nothing uses A any more, so the sidecar collects it
-    wait(lambda: on_volume(stack) == {b}, 30, "release A collected from the volume", stack)
+    # Acceptance 2, after: nothing uses A any more, so the sidecar collects it. Until Airflow
+    # writes B's DAG version ([core] min_serialized_dag_update_interval, 30 s, after B's parse),
+    # A's is the latest one, which callbacks load: A is kept that long too.
+    wait(lambda: on_volume(stack) == {b}, 60, "release A collected from the volume", stack)
     timeline.mark("A collected from the volume")
     # Acceptance 3: Airflow's own cleanup removes the worker's unused local copies, without errors
-    wait(lambda: a not in local_copies(stack, "celery-worker"), 30, "the worker's copy of A removed", stack)
+    removal = f"removing stale bundle. bundle_name={VERSIONED_BUNDLE} bundle_version={a}"
+    wait(lambda: removal in stack.log_tail("celery-worker", 10**7), 30, "Airflow's cleanup to remove A", stack)
+    assert a not in local_copies(stack, "celery-worker")
     timeline.mark("Airflow's cleanup removed the worker's copy of A")
 
     # A fresh worker state, and a release no longer on the volume: it comes from S3
