@@ -136,7 +136,7 @@ def test_a_run_keeps_the_release_it_started_on(stack, tmp_path):
     timeline.mark("A collected from the volume")
     # Acceptance 3: Airflow's own cleanup removes the worker's unused local copies, without errors
     removal = f"removing stale bundle. bundle_name={VERSIONED_BUNDLE} bundle_version={a}"
-    wait(lambda: removal in stack.log_tail("celery-worker", 10**7), 30, "Airflow's cleanup to remove A", stack)
+    wait(lambda: removal in stack.log_tail("celery-worker", 10**7), 30, "the cleanup to remove A", stack)
     assert a not in local_copies(stack, "celery-worker")
     timeline.mark("Airflow's cleanup removed the worker's copy of A")
 
