@@ -171,15 +171,7 @@ class LocalStack:
         (first / "README.md").write_text("DAGs of the versioned bundle\n")
         self.publish(first, VERSIONED_URL)
         target = ["--source", VERSIONED_URL, "--target", str(self.versioned_root)]
-        once = subprocess.run(
-            [str(BIN / "s3sync"), "sync", "--once", *target, "--timeout", "60"],
-            env=self.process_env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if once.returncode != 0:
-            raise RuntimeError(f"s3sync sync --once failed: {once.stderr}")
+        self.s3sync("sync", "--once", *target, "--timeout", "60")
         retention = ["--keep", "1", "--grace", "0", "--gc-interval", "2", "--bundle-name", VERSIONED_BUNDLE]
         status = ["--status-file", str(self.workdir / "s3sync-versioned-status.json"), "--interval", "2"]
         self._spawn(
@@ -357,15 +349,19 @@ class LocalStack:
         return psycopg2.connect(dbname=self.database, **POSTGRES)
 
     def publish(self, folder: Path, destination: str = DAGS_URL) -> str:
+        return self.s3sync("publish", str(folder), destination)
+
+    def s3sync(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """Run one s3sync command against the stack's S3; its stdout, or RuntimeError."""
         result = subprocess.run(
-            [str(BIN / "s3sync"), "publish", str(folder), destination],
-            env=self.process_env(),
+            [str(BIN / "s3sync"), *args],
+            env={**self.process_env(), **(env or {})},
             capture_output=True,
             text=True,
             timeout=120,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"publish failed: {result.stderr}")
+            raise RuntimeError(f"s3sync {args[0]} failed: {result.stderr}")
         return result.stdout
 
 

@@ -105,17 +105,9 @@ def test_a_run_keeps_the_release_it_started_on(stack, tmp_path):
     # Acceptance 2: the sidecar collects every 2 s with keep 1 and no grace; A is in use
     time.sleep(8)
     assert on_volume(stack) == {a, b}, "release A was collected while run-1 still runs on it"
-    dry = subprocess.run(
-        [str(BIN / "s3sync"), "gc", "--dry-run", "--target", str(stack.versioned_root), *RETENTION],
-        env={
-            **stack.process_env(),
-            "S3SYNC_IN_USE_DATABASE": stack.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert dry.returncode == 0 and a in dry.stdout.split("(in use:")[1], dry.stdout + dry.stderr
+    database = {"S3SYNC_IN_USE_DATABASE": stack.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]}
+    dry = stack.s3sync("gc", "--dry-run", "--target", str(stack.versioned_root), *RETENTION, env=database)
+    assert a in dry.split("(in use:")[1], dry
     timeline.mark("8 s of collections later, A is still on the volume (in use)")
 
     # Acceptance 1: task 2 of run-1 runs after B is live, and runs A's code
