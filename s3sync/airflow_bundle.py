@@ -33,7 +33,7 @@ from airflow.exceptions import AirflowException
 
 from s3sync.client import ClientSettings, make_client
 from s3sync.errors import BadInput, S3SyncError, VerificationError
-from s3sync.layout import Layout
+from s3sync.layout import Layout, replace_symlink
 from s3sync.location import S3Location
 from s3sync.manifest import RELEASE_ID, Limits
 from s3sync.materialize import copy_from_root, fetch_from_source
@@ -72,10 +72,8 @@ class ReleaseBundle(BaseDagBundle):
         """Never raises: the pinned version, or the release the private link names."""
         if self.version:
             return self.version
-        try:
-            release = Path(os.readlink(self._link)).name
-        except OSError:
-            return None
+        target = self._link_target()
+        release = Path(target).name if target else ""
         return release if RELEASE_ID.match(release) else None
 
     def initialize(self) -> None:
@@ -118,17 +116,17 @@ class ReleaseBundle(BaseDagBundle):
                 f"bundle {self.name}: no release is live under {self.root} yet ({self._layout.current} "
                 "is missing); is the s3sync sidecar running?"
             )
-        target = self._layout.release_dir(release)
-        if self.get_current_version() == release and self._link.resolve() == target.resolve():
+        target = str(self._layout.release_dir(release))
+        if self._link_target() == target:
             return
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.base_dir / f".{LINK}.{secrets.token_hex(4)}"
-        os.symlink(target, tmp)
+        replace_symlink(self._link, target)
+
+    def _link_target(self) -> str | None:
         try:
-            os.replace(tmp, self._link)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+            return os.readlink(self._link)
+        except OSError:
+            return None
 
     # -- a version on local disk ---------------------------------------------------
 
@@ -180,10 +178,7 @@ class ReleaseBundle(BaseDagBundle):
                 f"bundle {self.name}: {why}, and the bundle has no source to fetch it from"
             )
         remote = Remote(make_client(ClientSettings()), _location(self.name, self.source), limits)
-        try:
-            fetch_from_source(remote, release, staging, PullSettings(limits))
-        except BadInput as exc:
-            raise AirflowException(f"bundle {self.name}: {exc}") from None
+        fetch_from_source(remote, release, staging, PullSettings(limits))  # BadInput: _as_airflow_error
 
     def _release_hold(self, release: str) -> None:
         """After a failure: no tracking file may outlive this process without its folder."""

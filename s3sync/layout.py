@@ -52,6 +52,17 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def replace_symlink(link: Path, target: str | Path) -> None:
+    """Make `link` point at `target` with symlink + rename(2): readers see the old target or the new."""
+    tmp = link.with_name(f".{link.name}.{secrets.token_hex(6)}")
+    os.symlink(target, tmp)
+    try:
+        os.rename(tmp, link)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class Layout:
     def __init__(self, root: Path, lock_timeout: float = 60.0):
         self.root = root
@@ -119,13 +130,7 @@ class Layout:
 
     def point_current_at(self, release: str) -> None:
         """Atomically re-point ROOT/current: a reader sees the old tree or the new one."""
-        tmp = self.root / f".{CURRENT}.{secrets.token_hex(6)}"
-        os.symlink(os.path.join(".s3sync", "releases", release), tmp)
-        try:
-            os.rename(tmp, self.current)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        replace_symlink(self.current, os.path.join(".s3sync", "releases", release))
 
     # -- staging ----------------------------------------------------------------
 

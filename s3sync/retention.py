@@ -33,10 +33,10 @@ def prune(
 
     Call with the ROOT lock held.
     """
-    removed = releases_to_remove(layout, keep, grace, now, in_use)
+    on_disk = _on_disk(layout)
+    removed = _doomed(layout, on_disk, keep, grace, now, in_use)
     for release in removed:
         layout.discard_release(release)
-    on_disk = {entry.name for entry in os.scandir(layout.releases)}
     for entry in os.scandir(layout.manifests):
         release = entry.name.removesuffix(".json")
         if release not in on_disk and now - entry.stat().st_mtime >= grace:
@@ -47,6 +47,17 @@ def prune(
 def releases_to_remove(
     layout: Layout, keep: int, grace: float, now: float, in_use: frozenset[str] = frozenset()
 ) -> list[str]:
-    on_disk = {entry.name: entry.stat().st_mtime for entry in os.scandir(layout.releases)}
+    """What prune() would delete now."""
+    return _doomed(layout, _on_disk(layout), keep, grace, now, in_use)
+
+
+def _on_disk(layout: Layout) -> dict[str, float]:
+    """release id -> folder mtime"""
+    return {entry.name: entry.stat().st_mtime for entry in os.scandir(layout.releases)}
+
+
+def _doomed(
+    layout: Layout, on_disk: dict[str, float], keep: int, grace: float, now: float, in_use: frozenset[str]
+) -> list[str]:
     kept = releases_to_keep(layout.read_state(), on_disk, layout.live_release(), keep, grace, now)
     return sorted(set(on_disk) - kept - in_use)
