@@ -31,7 +31,17 @@ TARGET_GROUP_ARN = re.compile(
     rf"arn:{PARTITION}:elasticloadbalancing:(?P<region>[^:]*):(?P<account>[^:]*):"
     r"targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}"
 )
-ARN_KINDS = {"secret": SECRET_ARN, "kms-key": KMS_KEY_ARN, "target-group": TARGET_GROUP_ARN}
+# Application load balancers only: authenticate-oidc is theirs.
+LOAD_BALANCER_ARN = re.compile(
+    rf"arn:{PARTITION}:elasticloadbalancing:(?P<region>[^:]*):(?P<account>[^:]*):"
+    r"loadbalancer/app/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}"
+)
+ARN_KINDS = {
+    "secret": SECRET_ARN,
+    "kms-key": KMS_KEY_ARN,
+    "target-group": TARGET_GROUP_ARN,
+    "application-load-balancer": LOAD_BALANCER_ARN,
+}
 ECR_IMAGE = re.compile(
     r"(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
     r"(?P<repository>[a-z0-9][a-z0-9._/-]*)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"

@@ -10,6 +10,7 @@ ROLE_TAG = "airflow-ecs:role"
 MAX_STEPS = 20  # step adjustments per Application Auto Scaling policy
 METRICS_NAMESPACE = "airflow-ecs/workers"  # scaling-metrics writes DesiredWorkers there
 SECRETS_INJECTED = ("database", "jwt_secret", "fernet_key", "api_secret_key", "redis_password")
+GROUP_LISTS = ("admin_groups", "op_groups", "user_groups", "viewer_groups")
 
 
 def shared(settings: dict) -> dict:
@@ -37,6 +38,8 @@ def shared(settings: dict) -> dict:
             "url": api["url"].rstrip("/"),
             "execution_api_url": f"{api['url'].rstrip('/')}/execution/",
         },
+        # Airflow reads each group list as one comma-separated value.
+        "auth": {**settings["auth"], **{key: ",".join(settings["auth"][key]) for key in GROUP_LISTS}},
         "iam": {
             "execution_role_arn": f"arn:{partition}:iam::{account}:role/{name}-execution",
             "repository_arns": sorted(

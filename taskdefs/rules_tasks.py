@@ -10,6 +10,7 @@ from taskdefs.shapes import (
     containers,
     is_worker_container,
     mounted_volumes,
+    role_of_command,
     role_of_task,
     started_after,
     writable_volumes,
@@ -29,6 +30,8 @@ SECRET_NAME = re.compile(
 # not as the value; jwt_secret is the one setting whose own name ends in _SECRET.
 AIRFLOW_REFERENCE = re.compile(r"AIRFLOW__[A-Z0-9_]+__[A-Z0-9_]+_(?:CMD|SECRET)")
 AIRFLOW_SETTINGS_ENDING_IN_SECRET = ("AIRFLOW__API_AUTH__JWT_SECRET",)
+AUTH_MANAGER = "AIRFLOW__CORE__AUTH_MANAGER"
+DEVELOPMENT_AUTH_MANAGER = "SimpleAuthManager"  # what the image's airflow.cfg sets
 SECRET_VALUE = re.compile(
     r"://[^/\s:@]+:[^/\s@]+@"  # a URL with a password in it
     r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"  # an AWS access key id
@@ -263,5 +266,21 @@ def image_pinned(inputs: Inputs):
         if not tag or tag == "latest":
             message = (
                 f"container {container.get('name')}: image {image!r} is not pinned to a version or digest"
+            )
+            yield path, message
+
+
+@rule("api-auth-manager", f"the api-server does not run {DEVELOPMENT_AUTH_MANAGER} (development only)")
+def api_auth_manager(inputs: Inputs):
+    for path, _, container in _containers(inputs):
+        if role_of_command(container.get("command") or []) != "api-server":
+            continue
+        environment = {v.get("name"): str(v.get("value")) for v in container.get("environment", []) or []}
+        manager = environment.get(AUTH_MANAGER)
+        if manager is None or manager.rsplit(".", 1)[-1] == DEVELOPMENT_AUTH_MANAGER:
+            runs = "the image's default " if manager is None else ""
+            message = (
+                f"container {container.get('name')} runs {runs}{DEVELOPMENT_AUTH_MANAGER}, for development "
+                f"only: set {AUTH_MANAGER} to albauth.manager.AlbAuthManager"
             )
             yield path, message

@@ -38,6 +38,10 @@ DEFAULT_BACKEND_PREFIXES = ["airflow/connections", "airflow/variables"]
 # Application Auto Scaling's six-field cron: minutes hours day-of-month month day-of-week year.
 SCHEDULE = re.compile(r"cron\((\S+ ){5}\S+\)")
 MAX_WORKERS = 1000
+# The api-server reads the ALB's signing keys from, and asks for new ones under, this prefix
+# of the DAG bucket (config/ecs/task-definitions/api-server.json, iam/api-server.json).
+AUTH_KEY_PREFIX = "alb-auth"
+NO_SPACE = re.compile(r"\S{1,255}")
 
 Check = Callable[[object], str | None]
 
@@ -183,6 +187,24 @@ def _port(value: int) -> str | None:
     return None if 0 < value < 65536 else "not a port number"
 
 
+def _https_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+        return "must be an https:// URL"
+    return None
+
+
+def _https_url_or_empty(value: str) -> str | None:
+    return _https_url(value) if value else None
+
+
+def _group(value: str) -> str | None:
+    # The api-server gets each list joined by commas.
+    if not value or value != value.strip() or "," in value:
+        return "not a group name (no commas, no surrounding spaces)"
+    return None
+
+
 def _https_origin(value: str) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
@@ -266,6 +288,7 @@ def _read(reader: _Reader) -> dict:
             ),
         },
         "kms": {"key_arn": get("kms.key_arn", arn("kms-key"), default=None)},
+        "auth": _auth(reader, arn("application-load-balancer")),
         "sizes": _sizes(reader),
         "workers": _workers(reader),
     }
@@ -273,7 +296,27 @@ def _read(reader: _Reader) -> dict:
         for key in ("dags.efs_file_system_id", "dags.efs_access_point_id"):
             if reader.lookup(key) is not None:
                 reader.problems.append(f'{key}: only with dags.volume = "efs"')
+    prefix = settings["dags"]["prefix"]
+    if prefix and prefix.split("/", 1)[0] == AUTH_KEY_PREFIX:
+        reader.problems.append(f"dags.prefix: {AUTH_KEY_PREFIX}/ holds the ALB's login keys: {prefix!r}")
     return settings
+
+
+def _auth(reader: _Reader, alb_arn: Check) -> dict:
+    """Single sign-on through the ALB: what the api-server checks the ALB's user token against,
+    and which IdP groups get which Airflow role (none: omit the key)."""
+    get = reader.get
+    return {
+        "alb_arn": get("auth.alb_arn", alb_arn),
+        "issuer": get("auth.issuer", _https_url),
+        "client_id": get("auth.client_id", _pattern(NO_SPACE, "an OIDC client id")),
+        "groups_claim": get("auth.groups_claim", _pattern(NO_SPACE, "a claim name"), default="groups"),
+        "admin_groups": get("auth.admin_groups", _each(_group), kind=list),
+        "op_groups": get("auth.op_groups", _each(_group), default=[], kind=list),
+        "user_groups": get("auth.user_groups", _each(_group), default=[], kind=list),
+        "viewer_groups": get("auth.viewer_groups", _each(_group), default=[], kind=list),
+        "logout_url": get("auth.logout_url", _https_url_or_empty, default=""),
+    }
 
 
 def _tags(reader: _Reader) -> dict[str, str]:

@@ -51,6 +51,9 @@ OUTPUTS: dict[str, tuple[str, Callable[[str], object]]] = {
     "ApiUrl": ("api.url", str),
     "ApiTargetGroupArn": ("api.target_group_arn", str),
     "KmsKeyArn": ("kms.key_arn", str),  # empty: the task roles are not granted the key
+    "LoadBalancerArn": ("auth.alb_arn", str),
+    "OidcIssuer": ("auth.issuer", str),
+    "OidcClientId": ("auth.client_id", str),
 }
 
 

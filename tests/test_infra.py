@@ -2,8 +2,10 @@
 its outputs turned into settings that render (tests/support/stack.py says what moto skips)."""
 
 import ast
+import ipaddress
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -24,6 +26,25 @@ REGION = "eu-west-1"
 CHECKOV = Path(os.environ.get("CHECKOV", REPO / ".venv" / "tools" / "checkov" / "bin" / "checkov"))
 ALWAYS_ON = {"s3", "ecr.api", "ecr.dkr", "logs", "secretsmanager"}
 INFORMATIONAL_OUTPUTS = {"LoadBalancerDnsName", "AlertTopicArn"}
+MAX_CONDITION_VALUES = 5  # per listener rule, an ALB quota moto does not enforce
+CLIENT_IP = "10.1.2.3"  # in the default ClientCidr
+TASK_SUBNET_C_IP = "10.40.32.9"  # the third AZ's task subnet
+LOGIN, NO_SESSION_401 = ("authenticate", "forward"), ("deny", "forward")
+# (path, source address, what the listener does): its rules as the ALB applies them.
+ROUTES = [
+    ("/execution/task-instances/0190a1b2/run", "10.40.0.17", ("forward",)),
+    ("/execution/", "10.40.16.200", ("forward",)),
+    ("/execution/task-instances/0190a1b2/run", CLIENT_IP, ("403",)),
+    ("/execution/task-instances/0190a1b2/run", "10.40.240.5", ("403",)),  # the ALB's own subnets
+    ("/auth/login", CLIENT_IP, LOGIN),
+    ("/api/v2/auth/login", CLIENT_IP, LOGIN),
+    ("/api/v2/auth/logout", CLIENT_IP, LOGIN),
+    ("/api/v2/dags", CLIENT_IP, NO_SESSION_401),
+    ("/ui/config", CLIENT_IP, NO_SESSION_401),
+    ("/api/v2/dags", "10.40.0.17", NO_SESSION_401),  # a task too: only the Execution API is open
+    ("/", CLIENT_IP, LOGIN),
+    ("/dags/example/grid", CLIENT_IP, LOGIN),
+]
 
 
 @pytest.fixture
@@ -209,6 +230,93 @@ def test_the_default_stack_is_nat_free_in_moto(aws):
     assert [target["Arn"] for target in targets] == [outputs["AlertTopicArn"]]
 
 
+def route(rules: list[dict], path: str, source: str) -> tuple[str, ...]:
+    """The actions of the first rule that matches, in order: forward, a fixed response's status,
+    or an authenticate-oidc action's OnUnauthenticatedRequest."""
+    ordered = sorted(rules, key=lambda rule: float("inf") if rule["IsDefault"] else int(rule["Priority"]))
+    rule = next(rule for rule in ordered if all(_matches(c, path, source) for c in rule["Conditions"]))
+    return tuple(
+        action["AuthenticateOidcConfig"]["OnUnauthenticatedRequest"]
+        if action["Type"] == "authenticate-oidc"
+        else action.get("FixedResponseConfig", {}).get("StatusCode", action["Type"])
+        for action in rule["Actions"]
+    )
+
+
+def _matches(condition: dict, path: str, source: str) -> bool:
+    if condition["Field"] == "path-pattern":  # * is any run of characters, ? one
+        patterns = condition["PathPatternConfig"]["Values"]
+        return any(
+            re.fullmatch(re.escape(p).replace(r"\*", ".*").replace(r"\?", "."), path) for p in patterns
+        )
+    assert condition["Field"] == "source-ip", condition
+    address = ipaddress.ip_address(source)
+    return any(address in ipaddress.ip_network(cidr) for cidr in condition["SourceIpConfig"]["Values"])
+
+
+@pytest.mark.parametrize("az_count", ["2", "3"])
+def test_the_listener_logs_users_in_and_opens_the_execution_api_to_the_task_subnets_only(aws, az_count):
+    outputs = stack.deploy(aws, REGION, AzCount=az_count)
+    elbv2 = aws("elbv2")
+    listener = elbv2.describe_listeners(LoadBalancerArn=outputs["LoadBalancerArn"])["Listeners"][0]
+    rules = elbv2.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]
+    assert len(rules) == 5
+    routes = [*ROUTES, ("/execution/", TASK_SUBNET_C_IP, ("forward",) if az_count == "3" else ("403",))]
+    assert {(path, source): route(rules, path, source) for path, source, _ in routes} == {
+        (path, source): expected for path, source, expected in routes
+    }
+    for rule in rules:
+        values = [
+            value
+            for c in rule["Conditions"]
+            for key in c
+            if key.endswith("Config")
+            for value in c[key]["Values"]
+        ]
+        assert len(values) <= MAX_CONDITION_VALUES, rule
+        for action in rule["Actions"]:
+            if action["Type"] == "forward":
+                assert action["TargetGroupArn"] == outputs["ApiTargetGroupArn"]
+            if action["Type"] == "authenticate-oidc":
+                config = action["AuthenticateOidcConfig"]
+                assert (config["Issuer"], config["ClientId"]) == (
+                    outputs["OidcIssuer"],
+                    outputs["OidcClientId"],
+                )
+                assert config["TokenEndpoint"] == stack.OIDC_PARAMETERS["OidcTokenEndpoint"]
+                # CloudFormation resolves the reference when it deploys; moto keeps its text.
+                assert config["ClientSecret"] == "{{resolve:secretsmanager:airflow/oidc-client-secret}}"
+                assert (config["Scope"], int(config["SessionTimeout"])) == ("openid email profile", 28800)
+    balancer = elbv2.describe_load_balancers(LoadBalancerArns=[outputs["LoadBalancerArn"]])["LoadBalancers"][
+        0
+    ]
+    task_group = aws("ec2").describe_security_groups(GroupIds=[outputs["TaskSecurityGroupId"]])[
+        "SecurityGroups"
+    ][0]
+    assert [
+        (p["FromPort"], [pair["GroupId"] for pair in p["UserIdGroupPairs"]], p["IpRanges"])
+        for p in task_group["IpPermissions"]
+    ] == [(8080, balancer["SecurityGroups"], [])]  # the tasks still admit only the ALB
+
+
+def test_the_load_balancer_reaches_the_idp_itself_and_runs_each_rules_actions_in_order():
+    # Read from the template: moto keeps a template security group's default egress instead
+    # of its own, and drops the Order of a listener's default forward.
+    resources = stack.template()["Resources"]
+    egress = resources["LoadBalancerSecurityGroup"]["Properties"]["SecurityGroupEgress"]
+    assert [(rule["FromPort"], rule["CidrIp"]) for rule in egress] == [
+        (8080, {"Ref": "VpcCidr"}),
+        (443, {"Ref": "IdpCidr"}),
+    ]
+    assert json.dumps(resources).count('{"Ref": "IdpCidr"}') == 1  # nothing else opens to the IdP
+    for resource in resources.values():
+        if resource["Type"].startswith("AWS::ElasticLoadBalancingV2::Listener"):
+            properties = resource["Properties"]
+            actions = properties.get("DefaultActions") or properties["Actions"]
+            if len(actions) > 1:
+                assert [action["Order"] for action in actions] == list(range(1, len(actions) + 1))
+
+
 def test_three_azs_one_zone_efs_and_every_endpoint(aws):
     switches = (
         "AirflowAwsHooks",
@@ -250,6 +358,13 @@ def test_settings_from_the_stack_render_with_every_endpoint_covered(aws, tmp_pat
     assert written["secrets"]["jwt_secret"] == outputs["JwtSecretArn"]
     assert written["dags"]["efs_access_point_id"] == outputs["DagAccessPointId"]
     assert written["images"] == tomllib.loads(EXAMPLE.read_text())["images"]  # from the base
+    base_auth = tomllib.loads(EXAMPLE.read_text())["auth"]
+    assert written["auth"] == {
+        **base_auth,  # the group lists and the rest
+        "alb_arn": outputs["LoadBalancerArn"],
+        "issuer": outputs["OidcIssuer"],
+        "client_id": outputs["OidcClientId"],
+    }
     capsys.readouterr()
     assert main(["render", "--settings", str(out), "--out", str(tmp_path / "ecs")]) == 0, (
         capsys.readouterr().err

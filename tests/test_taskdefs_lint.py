@@ -30,6 +30,15 @@ def container(name: str):
 airflow = container("airflow")
 
 
+def airflow_variable(name: str, value: str):
+    """A change setting the airflow container's environment variable `name`, which it has."""
+
+    def change(task: dict) -> None:
+        next(v for v in airflow(task)["environment"] if v["name"] == name)["value"] = value
+
+    return change
+
+
 def statement(sid: str):
     return lambda policy: next(s for s in policy["Statement"] if s["Sid"] == sid)
 
@@ -193,6 +202,23 @@ FAILING = {
         ),
         edit("api-server.task-role.policy.json", lambda p: statement("ListTaskLogs")(p).pop("Condition")),
     ],
+    "api-auth-manager": [
+        edit(
+            "api-server.task-definition.json",
+            airflow_variable(
+                "AIRFLOW__CORE__AUTH_MANAGER",
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            ),
+        ),
+        edit(
+            "api-server.task-definition.json",
+            lambda t: airflow(t).update(
+                environment=[
+                    v for v in airflow(t)["environment"] if v["name"] != "AIRFLOW__CORE__AUTH_MANAGER"
+                ]
+            ),
+        ),
+    ],
     "endpoint-coverage": [
         edit(
             "vpc-endpoints.json",
@@ -224,6 +250,13 @@ PASSING = {
     "an image by digest": edit(
         "scheduler.task-definition.json",
         lambda t: airflow(t).update(image=airflow(t)["image"].rsplit(":", 1)[0] + "@sha256:" + "a" * 64),
+    ),
+    "FabAuthManager on the api-server": edit(
+        "api-server.task-definition.json",
+        airflow_variable(
+            "AIRFLOW__CORE__AUTH_MANAGER",
+            "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
+        ),
     ),
     "a one-off task without a health check": edit(
         "db-migrate.task-definition.json", lambda t: airflow(t).pop("healthCheck", None)

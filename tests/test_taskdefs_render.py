@@ -191,11 +191,17 @@ def test_task_roles_read_only_the_dag_prefix_and_write_only_the_log_prefix(tmp_p
         grants = {(action, statement["Resource"]) for statement in s3 for action in statement["Action"]}
         writes_logs = role in ("worker", "triggerer")
         reads_logs = writes_logs or role == "api-server"
+        # the api-server reads the ALB's signing keys, and asks for one it lacks
+        login_keys = [
+            ("s3:GetObject", f"{dags}/alb-auth/keys.json"),
+            ("s3:PutObject", f"{dags}/alb-auth/wanted/*"),
+        ]
         assert grants == {
             ("s3:GetObject", f"{dags}/dags/*"),
             ("s3:ListBucket", dags),
             *([("s3:GetObject", f"{logs}/logs/*"), ("s3:ListBucket", logs)] if reads_logs else []),
             *([("s3:PutObject", f"{logs}/logs/*")] if writes_logs else []),
+            *(login_keys if role == "api-server" else []),
         }, role
         for statement in s3:
             if statement["Action"] == ["s3:ListBucket"]:
@@ -208,6 +214,37 @@ def test_task_roles_read_only_the_dag_prefix_and_write_only_the_log_prefix(tmp_p
     )
     kms = next(s for s in execution if s["Action"] == ["kms:Decrypt"])
     assert kms["Resource"] == example()["kms"]["key_arn"]
+
+
+def test_the_api_server_checks_the_albs_login_and_the_other_roles_keep_the_images_auth_manager(
+    tmp_path, capsys
+):
+    settings = example()
+    del settings["auth"]["viewer_groups"]
+    settings["auth"]["op_groups"] = ["airflow-operators", "on-call"]
+    settings["auth"]["logout_url"] = "https://login.example.com/oauth2/default/v1/logout"
+    code, out, err = render(tmp_path, settings, capsys)
+    assert code == 0, err
+    auth = example()["auth"]
+    api = containers(load(out, "api-server.task-definition.json"))["airflow"]
+    env = {variable["name"]: variable["value"] for variable in api["environment"]}
+    assert {name: value for name, value in env.items() if "AUTH" in name} == {
+        "AIRFLOW__CORE__AUTH_MANAGER": "albauth.manager.AlbAuthManager",
+        "AIRFLOW__ALB_AUTH__KEY_STORE": "s3://example-airflow-dags/alb-auth/keys.json",
+        "AIRFLOW__ALB_AUTH__ALB_ARN": auth["alb_arn"],
+        "AIRFLOW__ALB_AUTH__ISSUER": auth["issuer"],
+        "AIRFLOW__ALB_AUTH__CLIENT_ID": auth["client_id"],
+        "AIRFLOW__ALB_AUTH__GROUPS_CLAIM": "groups",
+        "AIRFLOW__ALB_AUTH__ADMIN_GROUPS": "airflow-admins",
+        "AIRFLOW__ALB_AUTH__OP_GROUPS": "airflow-operators,on-call",
+        "AIRFLOW__ALB_AUTH__USER_GROUPS": "data-engineers",
+        "AIRFLOW__ALB_AUTH__VIEWER_GROUPS": "",
+        "AIRFLOW__ALB_AUTH__LOGOUT_URL": "https://login.example.com/oauth2/default/v1/logout",
+    }
+    for role in ROLES:
+        if role != "api-server":
+            airflow = containers(load(out, f"{role}.task-definition.json"))["airflow"]
+            assert not any("AUTH_MANAGER" in variable["name"] for variable in airflow["environment"]), role
 
 
 def test_a_task_local_dag_volume_needs_no_efs(tmp_path, capsys):
@@ -364,6 +401,30 @@ BAD_SETTINGS = {
         "network.vpc_endpoints: not a VPC endpoint",
     ),
     "bad bucket name": (_set("logs.bucket", "Logs_Bucket"), "logs.bucket: not an S3 bucket name"),
+    "a network load balancer for the login": (
+        _set(
+            "auth.alb_arn",
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/airflow-api/0123456789abcdef",
+        ),
+        "auth.alb_arn: not a complete application-load-balancer ARN",
+    ),
+    "an issuer over http": (
+        _set("auth.issuer", "http://login.example.com"),
+        "auth.issuer: must be an https:// URL",
+    ),
+    "no admin group": (_without("auth.admin_groups"), "auth.admin_groups: missing"),
+    "a group name with a comma": (
+        _set("auth.user_groups", ["engineers,analysts"]),
+        "auth.user_groups: not a group name (no commas, no surrounding spaces)",
+    ),
+    "a logout URL that is not a URL": (
+        _set("auth.logout_url", "logout"),
+        "auth.logout_url: must be an https:// URL",
+    ),
+    "the DAG prefix on the login keys": (
+        _set("dags.prefix", "alb-auth/dags"),
+        "dags.prefix: alb-auth/ holds the ALB's login keys",
+    ),
     "api url with a path": (
         _set("api.url", "https://airflow.example.com/ui"),
         "api.url: must be the api-server's URL",

@@ -13,6 +13,11 @@ see a complete deployment. moto's other gaps, each worked around in deploy():
   point's id is written into its output by an update of the stack;
 - its AWS::EC2::SubnetRouteTableAssociation records no association: deploy() makes each
   one the template declares with boto3.
+And gaps tests/test_infra.py checks around: a security group keeps the default allow-all
+egress instead of the template's, and the listener's default forward loses its Order (both are
+read from the template); the client secret's {{resolve:secretsmanager:...}} reference stays
+text, so the secret need not exist; ALB quotas (5 condition values per rule) are not
+enforced, so the test counts them.
 """
 
 import copy
@@ -39,6 +44,15 @@ LIST_PARAMETERS = {
     "TaskSubnetCidrs": "10.40.0.0/20,10.40.16.0/20,10.40.32.0/20",
     "LoadBalancerSubnetCidrs": "10.40.240.0/24,10.40.241.0/24,10.40.242.0/24",
 }
+# The IdP of the listener's authenticate-oidc actions.
+OIDC_PARAMETERS = {
+    "OidcIssuer": "https://login.example.com/oauth2/default",
+    "OidcAuthorizationEndpoint": "https://login.example.com/oauth2/default/v1/authorize",
+    "OidcTokenEndpoint": "https://login.example.com/oauth2/default/v1/token",
+    "OidcUserInfoEndpoint": "https://login.example.com/oauth2/default/v1/userinfo",
+    "OidcClientId": "0oa1airflow2example3",
+    "OidcClientSecretName": "airflow/oidc-client-secret",
+}
 
 
 def template() -> dict:
@@ -58,6 +72,7 @@ def deploy(client: Callable, region: str, **parameters: str) -> dict[str, str]:
         "CertificateArn": acm.request_certificate(DomainName=domain)["CertificateArn"],
         "ApiDomainName": domain,
         **LIST_PARAMETERS,
+        **OIDC_PARAMETERS,
         **parameters,
     }
     body = template()
