@@ -164,6 +164,14 @@ def test_chromium_logs_in_through_the_alb_and_the_role_follows_the_group(sso, br
         assert "Connections" in me and created == 201
     else:
         assert "Connections" not in me and "Dags" in me and created == 403
+        # A header the viewer's browser sends is replaced by the ALB with the viewer's own token.
+        relogin = page.request.get(
+            f"{sso.alb}/auth/login", headers={"x-amzn-oidc-data": forged_admin(sso)}, max_redirects=0
+        )
+        assert relogin.status == 303
+        assert (
+            "Connections" not in page.request.get(f"{sso.alb}/ui/auth/menus").json()["authorized_menu_items"]
+        )
 
     # No call left the api-server during the login but to its database (acceptance 3).
     # The recorder sees this api-server's calls: at start it read the keys from S3.
@@ -174,10 +182,14 @@ def test_chromium_logs_in_through_the_alb_and_the_role_follows_the_group(sso, br
     context.close()
 
 
-def test_a_forged_header_sent_straight_to_the_api_server_is_refused(sso):
-    forger = Alb()
+def forged_admin(sso: Sso) -> str:
+    """Admin claims under the fake ALB's kid, signer, issuer and client, signed by another key."""
     claims = {"sub": "admin", "groups": ["airflow-admins"]}
-    forged = forger.token(claims, kid=sso.kid, signer=LOCAL_SIGNER, iss=sso.idp, client=CLIENT_ID)
+    return Alb().token(claims, kid=sso.kid, signer=LOCAL_SIGNER, iss=sso.idp, client=CLIENT_ID)
+
+
+def test_a_forged_header_sent_straight_to_the_api_server_is_refused(sso):
+    forged = forged_admin(sso)
     host = sso.api.removeprefix("http://")
     for path in ("/auth/login", "/api/v2/pools"):
         connection = http.client.HTTPConnection(host, timeout=30)
