@@ -23,8 +23,8 @@ GROUPS = {"admin": ["airflow-admins"], "viewer": ["everyone"], "user": ["data-en
 
 
 class ApiServer:
-    def __init__(self, url: str, log: Path, alb: Alb, store: KeyStore):
-        self.url, self.log, self.alb, self.store = url, log, alb, store
+    def __init__(self, url: str, log: Path, alb: Alb, store: KeyStore, env: dict[str, str]):
+        self.url, self.log, self.alb, self.store, self.env = url, log, alb, store, env
         self.host = url.removeprefix("http://")
 
     def get(self, path: str, headers: dict | None = None, method: str = "GET", body: dict | None = None):
@@ -98,7 +98,7 @@ def api(s3_server, tmp_path_factory):
                 process.kill()
                 pytest.fail(f"the api-server did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
-    yield ApiServer(url, log, alb, store)
+    yield ApiServer(url, log, alb, store, env)
     os.killpg(process.pid, 15)
     process.wait(30)
 
@@ -208,3 +208,18 @@ def test_logout_drops_airflows_token_and_the_alb_session(api):
     assert status == 200
     cleared = headers["set-cookie"]
     assert '_token=""' in cleared and "AWSELBAuthSessionCookie-0" in cleared
+
+
+def test_an_api_server_with_incomplete_settings_stops_with_the_missing_key_named(api):
+    env = {k: v for k, v in api.env.items() if k != "AIRFLOW__ALB_AUTH__ALB_ARN"}
+    result = subprocess.run(
+        [str(BIN / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "airflow.exceptions.AirflowConfigException: [alb_auth] needs alb_arn (set AIRFLOW__ALB_AUTH__ALB_ARN)"
+    )
