@@ -225,6 +225,7 @@ def test_healthcheck_auto_reads_the_role_file(tmp_path):
     [
         ("images/airflow/requirements.lock", ["pyproject.toml", "requirements/airflow.in"]),
         ("images/s3sync/requirements.lock", ["pyproject.toml"]),
+        ("images/idp-mock/requirements.lock", ["requirements/idp-mock.in"]),
     ],
 )
 def test_lock_files_are_in_step_with_their_inputs(lock, inputs):

@@ -140,7 +140,8 @@ class ComposeProject:
 
     def down(self) -> float:
         started = time.monotonic()
-        self.compose("down", "-v", "--remove-orphans", "--timeout", "150", timeout=300)
+        # Every profile: a plain `down` leaves the services of profiles it was not given.
+        self.compose("--profile", "*", "down", "-v", "--remove-orphans", "--timeout", "150", timeout=300)
         return time.monotonic() - started
 
     def leftovers(self) -> list[str]:
