@@ -100,6 +100,11 @@ class Sso:
                 time.sleep(0.5)
         raise RuntimeError(f"{name} did not answer at {url}\n{self.stack.log_tail(name)}")
 
+    def key_store_requests(self) -> int:
+        """Requests the stack's S3 server has served for the key store (counted server-side)."""
+        with urllib.request.urlopen(f"{self.stack.s3_endpoint}/_test/requests", timeout=10) as response:
+            return sum("/alb-auth/" in path for _, path, _, _ in json.load(response)["requests"])
+
     def connects(self, start: float, end: float) -> list[tuple[str, str]]:
         """(family, address) of every connect(2) the api-server's processes made in [start, end]."""
         found = []
@@ -147,9 +152,12 @@ def log_in(browser, sso: Sso, who: str):
 
 @pytest.mark.parametrize("who", ["admin", "viewer"])
 def test_chromium_logs_in_through_the_alb_and_the_role_follows_the_group(sso, browser, who):
+    store_reads = sso.key_store_requests()
     started = time.time()
     context, page = log_in(browser, sso, who)
     finished = time.time()
+    # the keys were read at start, and not again for the login, not even on a kept-alive connection
+    assert store_reads > 0 and sso.key_store_requests() == store_reads
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / f"sso-{who}.png"
     page.screenshot(path=str(shot), full_page=True)
