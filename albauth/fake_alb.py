@@ -58,6 +58,24 @@ def sign(key: ec.EllipticCurvePrivateKey, header: dict[str, Any], claims: dict[s
     return f"{signing_input}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
 
+def alb_token(
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    kid: str,
+    signer: str,
+    issuer: str,
+    client_id: str,
+    claims: dict[str, Any],
+    lifetime: int = TOKEN_LIFETIME,
+    header: dict[str, Any] | None = None,
+) -> str:
+    """The x-amzn-oidc-data an ALB sends: who signed it in the header, the user's claims below.
+    `header` overrides header fields (tests use it to make a token some other ALB would send)."""
+    exp = int(time.time()) + lifetime
+    fields = {"typ": "JWT", "kid": kid, "alg": "ES256", "iss": issuer, "client": client_id, "signer": signer}
+    return sign(key, {**fields, "exp": exp, **(header or {})}, {**claims, "exp": exp, "iss": issuer})
+
+
 def public_pem(key: ec.EllipticCurvePrivateKey) -> str:
     return (
         key.public_key()
@@ -100,17 +118,14 @@ class FakeAlb:
         return kid_of(self.key)
 
     def token_for(self, session: dict[str, Any]) -> str:
-        exp = int(time.time()) + TOKEN_LIFETIME
-        header = {
-            "typ": "JWT",
-            "kid": self.kid,
-            "alg": "ES256",
-            "iss": self.oidc.issuer,
-            "client": self.oidc.client_id,
-            "signer": self.signer,
-            "exp": exp,
-        }
-        return sign(self.key, header, {**session["claims"], "exp": exp, "iss": self.oidc.issuer})
+        return alb_token(
+            self.key,
+            kid=self.kid,
+            signer=self.signer,
+            issuer=self.oidc.issuer,
+            client_id=self.oidc.client_id,
+            claims=session["claims"],
+        )
 
     def login_redirect(self, original: str, callback: str) -> str:
         state = secrets.token_urlsafe(16)

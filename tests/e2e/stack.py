@@ -326,15 +326,19 @@ class LocalStack:
         return f"http://127.0.0.1:{self.api_port}"
 
     def wait_for_api(self, timeout: float = 240) -> None:
+        self.wait_for_url(f"{self.api_url}/api/v2/monitor/health", "api-server", timeout)
+
+    def wait_for_url(self, url: str, name: str, timeout: float, step: float = 1) -> None:
+        """Until `url` answers 2xx; RuntimeError with `name`'s log if it does not, or a process exits."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_processes()
             try:
-                with urllib.request.urlopen(f"{self.api_url}/api/v2/monitor/health", timeout=5):
+                with urllib.request.urlopen(url, timeout=5):
                     return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(1)
-        raise RuntimeError(f"the api-server did not answer in {timeout:g}s\n{self.log_tail('api-server')}")
+                time.sleep(step)
+        raise RuntimeError(f"{name} did not answer at {url} in {timeout:g}s\n{self.log_tail(name)}")
 
     def check_processes(self) -> None:
         for name, process in self.processes.items():

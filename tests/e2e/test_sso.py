@@ -53,9 +53,9 @@ class Sso:
     def start(self) -> "Sso":
         users = [arg for claims in USERS.values() for arg in ("--user-claims", json.dumps(claims))]
         self.stack._spawn("idp", [str(BIN / "oidc-provider-mock"), "--port", str(self.idp_port), *users])
-        self._wait(f"{self.idp}/.well-known/openid-configuration", "idp")
+        self.stack.wait_for_url(f"{self.idp}/.well-known/openid-configuration", "idp", 60, step=0.5)
         self.stack._spawn("alb", [str(BIN / "python"), "-m", "albauth.fake_alb", *self._alb_args()])
-        self._wait(f"{self.alb}/__fake_alb/health", "alb")
+        self.stack.wait_for_url(f"{self.alb}/__fake_alb/health", "alb", 60, step=0.5)
         self.kid = re.search(r"key id (\S+)", self.stack.log_tail("alb")).group(1)
         # what the CI job does with the internet: fetch the ALB's key, store it where Airflow reads
         fill = [*("fill", "--store", KEY_STORE, "--region", "us-east-1", "--kid", self.kid)]
@@ -66,7 +66,7 @@ class Sso:
         api = [str(BIN / "airflow"), "api-server", "--host", "127.0.0.1", "--port", str(self.api_port)]
         strace = ["strace", "-f", "-ttt", "-e", "trace=connect", "-o", str(self.strace_log)]
         self.stack._spawn("api-server-sso", [*strace, *api], self._api_env())
-        self._wait(f"{self.api}/api/v2/monitor/health", "api-server-sso", timeout=180)
+        self.stack.wait_for_url(f"{self.api}/api/v2/monitor/health", "api-server-sso", 180, step=0.5)
         return self
 
     def _alb_args(self) -> list[str]:
@@ -88,17 +88,6 @@ class Sso:
             "AIRFLOW__ALB_AUTH__VIEWER_GROUPS": "airflow-viewers",
             "AIRFLOW__API__PORT": str(self.api_port),
         }
-
-    def _wait(self, url: str, name: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.stack.check_processes()
-            try:
-                with urllib.request.urlopen(url, timeout=5):
-                    return
-            except OSError:
-                time.sleep(0.5)
-        raise RuntimeError(f"{name} did not answer at {url}\n{self.stack.log_tail(name)}")
 
     def key_store_requests(self) -> int:
         """Requests the stack's S3 server has served for the key store (counted server-side)."""
