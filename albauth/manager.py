@@ -66,10 +66,13 @@ class AlbAuthManager(BaseAuthManager[AlbUser]):
         """The user a verified ALB token names; token.TokenRejected (or NoRole) otherwise."""
         settings = self.settings
         claims = token.verify(alb_token, self.keys.get, settings.expected)
-        groups = roles.groups_in(claims, settings.groups_claim)
         name = str(claims.get(settings.username_claim) or claims.get("sub") or "")
         if not name:
             raise token.TokenRejected(f"no {settings.username_claim!r} or 'sub' claim")
+        try:
+            groups = roles.groups_in(claims, settings.groups_claim, settings.groups_separator)
+        except roles.GroupsClaimError as error:
+            raise roles.NoRole(f"{name} has no role: {error}") from None
         role = roles.role_for(groups, settings.role_groups)
         if role is None:
             raise roles.NoRole(f"{name} is in no group mapped to a role ({settings.groups_claim}: {groups})")

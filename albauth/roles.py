@@ -54,14 +54,49 @@ def allows(role: Role, resource: str, method: str) -> bool:
     return role >= (read if method in ("GET", "MENU") else write)
 
 
-def groups_in(claims: Mapping[str, Any], claim: str) -> list[str]:
-    """The user's groups: a JSON list, or one string of names split by commas or spaces."""
+class GroupsClaimError(ValueError):
+    """The groups claim is neither a string nor a list of strings (one line)."""
+
+
+def groups_in(claims: Mapping[str, Any], claim: str, separator: str | None = None) -> list[str]:
+    """The user's groups, each to be matched whole and case-sensitively.
+
+    A list of strings is taken as is. A string is one group, or with a separator the parts
+    between separators, stripped, empty ones dropped. No claim, null, "" or [] is no group.
+    Any other shape, a list holding anything but strings included, raises GroupsClaimError:
+    a claim not understood whole grants nothing.
+    """
     value = claims.get(claim)
+    if value is None or value == "":
+        return []
     if isinstance(value, str):
-        return [name for name in value.replace(",", " ").split() if name]
+        return _split_groups(value, separator)
+    if isinstance(value, list) and all(isinstance(name, str) for name in value):
+        return list(value)
+    raise GroupsClaimError(f"the {claim!r} claim is {_shape(value)}, not a string or a list of strings")
+
+
+def _split_groups(text: str, separator: str | None) -> list[str]:
+    if separator is None:
+        return [text]
+    return [name.strip() for name in text.split(separator) if name.strip()]
+
+
+def _shape(value: Any) -> str:
     if isinstance(value, list):
-        return [name for name in value if isinstance(name, str)]
-    return []
+        kinds = sorted({_json_kind(name) for name in value if not isinstance(name, str)})
+        return f"an array with {' and '.join(kinds)} in it"
+    return _json_kind(value)
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return {dict: "an object", list: "an array"}.get(type(value), f"a {type(value).__name__}")
 
 
 def role_for(groups: Iterable[str], mapping: Mapping[Role, frozenset[str]]) -> Role | None:

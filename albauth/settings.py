@@ -5,6 +5,7 @@ alb_arn          the load balancer's ARN, the token header's `signer`  required
 issuer           the IdP's issuer URL, the header's `iss`              required
 client_id        the OIDC client id of the listener rule, `client`     required
 groups_claim     the claim that lists the user's IdP groups            groups
+groups_separator splits a groups claim that is one string, e.g. ","    unset: the string is one group
 username_claim   the claim shown as the user's name                    email (then sub)
 admin_groups, op_groups, user_groups, viewer_groups
                  IdP groups granted each role, comma-separated; at least one is set
@@ -33,6 +34,7 @@ class Settings:
     key_store: Location
     expected: Expected
     groups_claim: str
+    groups_separator: str | None
     username_claim: str
     role_groups: dict[Role, frozenset[str]]
     logout_url: str
@@ -54,10 +56,12 @@ class Settings:
         role_groups = {role: _names(get(f"{role.name.lower()}_groups")) for role in Role}
         if not any(role_groups.values()):
             raise ConfigError("[alb_auth] maps no group to a role: set admin_, op_, user_ or viewer_groups")
+        separator = _separator(get("groups_separator"), role_groups)
         return cls(
             key_store=store,
             expected=Expected(values["alb_arn"], values["issuer"], values["client_id"]),
             groups_claim=(get("groups_claim") or "groups").strip(),
+            groups_separator=separator,
             username_claim=(get("username_claim") or "email").strip(),
             role_groups=role_groups,
             logout_url=values["logout_url"],
@@ -68,6 +72,35 @@ class Settings:
 
 def _names(text: str | None) -> frozenset[str]:
     return frozenset(name.strip() for name in (text or "").split(",") if name.strip())
+
+
+def _separator(text: str | None, role_groups: dict[Role, frozenset[str]]) -> str | None:
+    """None (a string claim is one group) when unset or ""; otherwise exactly as written."""
+    if not text:
+        return None
+    where = "(AIRFLOW__ALB_AUTH__GROUPS_SEPARATOR)"
+    if any(char.isspace() for char in text):
+        hint = "".join(text.split()) or ","
+        raise ConfigError(
+            f"[alb_auth] groups_separator {text!r} holds whitespace {where}: group names may hold"
+            f" spaces, and each part is stripped anyway; write {hint!r}"
+        )
+    if clash := _group_holding(text, role_groups):
+        key, name = clash
+        raise ConfigError(
+            f"[alb_auth] groups_separator {text!r} {where} occurs in the group {name!r} of {key},"
+            " which a split claim could never match"
+        )
+    return text
+
+
+def _group_holding(text: str, role_groups: dict[Role, frozenset[str]]) -> tuple[str, str] | None:
+    """The first (setting key, group name) whose name contains `text`."""
+    for role in sorted(role_groups, reverse=True):
+        for name in sorted(role_groups[role]):
+            if text in name:
+                return f"{role.name.lower()}_groups", name
+    return None
 
 
 def _seconds(text: str | None, default: float) -> float:

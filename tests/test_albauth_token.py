@@ -88,8 +88,9 @@ def test_groups_map_to_the_highest_role_and_no_group_to_none():
     assert roles.role_for(["everyone", "ops-admins"], mapping) is Role.ADMIN
     assert roles.role_for(["everyone"], mapping) is Role.VIEWER
     assert roles.role_for(["payroll"], mapping) is None
-    assert roles.groups_in({"groups": "a, b c"}, "groups") == ["a", "b", "c"]
-    assert roles.groups_in({"cognito:groups": ["a", 3]}, "cognito:groups") == ["a"]
+    assert roles.groups_in({"groups": "a, b c"}, "groups") == ["a, b c"]
+    assert roles.groups_in({"groups": "a, b c"}, "groups", ",") == ["a", "b c"]
+    assert roles.groups_in({"cognito:groups": ["a", "b c"]}, "cognito:groups") == ["a", "b c"]
     assert roles.groups_in({}, "groups") == []
 
 
@@ -116,6 +117,7 @@ def test_settings_need_the_four_anchors_and_a_group():
         settings_from({**base, "key_store": "https://x", "admin_groups": "a"})
     parsed = settings_from({**base, "admin_groups": "a, b", "viewer_groups": "c"})
     assert parsed.role_groups[Role.ADMIN] == {"a", "b"} and parsed.groups_claim == "groups"
+    assert parsed.groups_separator is None
 
 
 @pytest.fixture
