@@ -47,6 +47,11 @@ ECR_IMAGE = re.compile(
     r"(?P<repository>[a-z0-9][a-z0-9._/-]*)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
     r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?"
 )
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+# A tag pins an image when it names one release: three numbers, with an optional v before and
+# anything after a - . or _ (3.1.8, v1.2.3, 3.1.8-1, 2026.12.04-abc1234). Every other tag
+# floats: latest, stable, main, and partial versions such as 3 or 3.1.
+FULL_VERSION_TAG = re.compile(r"[vV]?\d+\.\d+\.\d+(?:[-._]\w[\w.-]*)?")
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 HOSTNAME = re.compile(
     r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
@@ -81,17 +86,33 @@ def arn_problem(kind: str, value: str, region: str, account: str) -> str | None:
 
 
 def image_problem(value: str, region: str) -> str | None:
-    """Only ECR in the deployment's region is reachable without a NAT; a tag or digest is required."""
+    """Only ECR in the deployment's region is reachable without a NAT; the image must be pinned."""
     match = ECR_IMAGE.fullmatch(value)
     if not match:
         return "not an ECR image (ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY:TAG)"
     if region and match["region"] != region:
         return f"is in {match['region']}, not {region}: the tasks reach ECR only in their own region"
-    if not match["tag"] and not match["digest"]:
+    return pinning_problem(match["tag"], match["digest"])
+
+
+def pinning_problem(tag: str | None, digest: str | None) -> str | None:
+    """None for an image pinned by a digest or a full version tag; else why it floats."""
+    if digest and DIGEST.fullmatch(digest):
+        return None
+    if not tag:
         return "has no tag or digest"
-    if match["tag"] == "latest" and not match["digest"]:
-        return "is tagged latest: pin a version or a digest"
+    if tag == "latest":
+        return "is tagged latest: pin a full version (1.2.3) or a digest"
+    if not FULL_VERSION_TAG.fullmatch(tag):
+        return f"is tagged {tag!r}, which floats: pin a full version (1.2.3) or a digest"
     return None
+
+
+def tag_and_digest(image: str) -> tuple[str | None, str | None]:
+    """The tag and digest of any image reference (a registry's :port is not a tag)."""
+    name, _, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    return (last.split(":", 1)[1] if ":" in last else None), (digest or None)
 
 
 def bucket_problem(value: str) -> str | None:

@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 from entrypoint.roles import ONE_OFF
 from taskdefs import apimodel, awsids
+from taskdefs.credentials import command_line_secrets, credentials_in, is_literal, names_a_secret
 from taskdefs.ruleset import Inputs, rule
 from taskdefs.shapes import (
     containers,
@@ -20,23 +21,12 @@ MIN_START_PERIOD = 120
 FARGATE_MAX_STOP_TIMEOUT = 120
 WORKER_STOP_TIMEOUT = FARGATE_MAX_STOP_TIMEOUT  # the most a warm shutdown can get
 FARGATE_UNSUPPORTED_LINUX = ("devices", "sharedMemorySize", "maxSwap", "swappiness")
-ROOT_USERS = ("root", "0")
+# The uid part of USER[:GROUP] that is root, however spelt: root, 0, 00, +0, or nothing at all.
+ROOT_UID = re.compile(r"root|[+-]?0+|", re.I)
+HOST_NAMESPACES = {"pidMode": "processes", "ipcMode": "shared memory and semaphores"}
 AWSLOGS_OPTIONS = ("awslogs-group", "awslogs-region", "awslogs-stream-prefix")
-# (A secrets backend is a class name, not a secret.)
-SECRET_NAME = re.compile(
-    r"PASSWORD|PASSWD|SECRET(?!S?_BACKEND)|TOKEN|FERNET|PRIVATE_KEY|ACCESS_KEY|API_KEY|CREDENTIAL", re.I
-)
-# Airflow reads AIRFLOW__SECTION__KEY_CMD / _SECRET as a command or a secrets-backend name,
-# not as the value; jwt_secret is the one setting whose own name ends in _SECRET.
-AIRFLOW_REFERENCE = re.compile(r"AIRFLOW__[A-Z0-9_]+__[A-Z0-9_]+_(?:CMD|SECRET)")
-AIRFLOW_SETTINGS_ENDING_IN_SECRET = ("AIRFLOW__API_AUTH__JWT_SECRET",)
 AUTH_MANAGER = "AIRFLOW__CORE__AUTH_MANAGER"
 DEVELOPMENT_AUTH_MANAGER = "SimpleAuthManager"  # what the image's airflow.cfg sets
-SECRET_VALUE = re.compile(
-    r"://[^/\s:@]+:[^/\s@]+@"  # a URL with a password in it
-    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"  # an AWS access key id
-    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
-)
 
 
 def _tasks(inputs: Inputs):
@@ -91,26 +81,61 @@ def health_check(inputs: Inputs):
             yield path, message
 
 
-@rule("secrets-in-environment", "no secret in plain `environment`: names or values that look secret")
+@rule(
+    "secrets-in-environment",
+    "no secret in plain `environment`: a name that says secret with a value, or a value that is a credential",
+)
 def secrets_in_environment(inputs: Inputs):
     for path, _, container in _containers(inputs):
-        where = f"container {container.get('name')}"
+        where = f"container {container.get('name')}: environment"
         for variable in container.get("environment", []) or []:
             name, value = str(variable.get("name", "")), str(variable.get("value", ""))
-            if SECRET_VALUE.search(value):
-                yield path, f"{where}: the value of {name} looks like a credential; use `secrets`"
-            elif SECRET_NAME.search(_setting_key(name)) and not _is_airflow_reference(name):
-                yield path, f"{where}: {name} looks secret; set it through `secrets`"
+            found = credentials_in(value)
+            if found:
+                yield path, f"{where} {name} holds {', '.join(found)}; use `secrets`"
+            elif names_a_secret(name) and is_literal(value):
+                yield path, f"{where} {name} looks secret; set it through `secrets`"
 
 
-def _setting_key(name: str) -> str:
-    """KEY of AIRFLOW__SECTION__KEY (the section, e.g. SECRETS, says nothing); else the name."""
-    parts = name.split("__")
-    return parts[2] if len(parts) == 3 and parts[0] == "AIRFLOW" else name
+@rule(
+    "secrets-in-command",
+    "no key or password in `entryPoint`, `command` or `healthCheck.command` (or a shell script in them)",
+)
+def secrets_in_command(inputs: Inputs):
+    for path, _, container in _containers(inputs):
+        for field, what in _command_line_secrets(container):
+            message = f"container {container.get('name')}: {field} holds {what}; pass it through `secrets`"
+            yield path, message
 
 
-def _is_airflow_reference(name: str) -> bool:
-    return bool(AIRFLOW_REFERENCE.fullmatch(name)) and name not in AIRFLOW_SETTINGS_ENDING_IN_SECRET
+def _command_line_secrets(container: dict) -> Iterator[tuple[str, str]]:
+    """(field[index], what it gives away); entryPoint and command are one argv."""
+    entry_point = _words(container.get("entryPoint"))
+    command = _words(container.get("command"))
+    for index, what in command_line_secrets(entry_point + command):
+        if index < len(entry_point):
+            yield f"entryPoint[{index}]", what
+        else:
+            yield f"command[{index - len(entry_point)}]", what
+    for index, what in command_line_secrets(_words((container.get("healthCheck") or {}).get("command"))):
+        yield f"healthCheck.command[{index}]", what
+
+
+def _words(words) -> list[str]:
+    return [str(word) for word in words or []]
+
+
+@rule(
+    "no-environment-files", "no container reads `environmentFiles`: plain files, not secrets; use `secrets`"
+)
+def no_environment_files(inputs: Inputs):
+    for path, _, container in _containers(inputs):
+        for file in container.get("environmentFiles", []) or []:
+            message = (
+                f"container {container.get('name')}: environmentFiles loads {file.get('value')!r} "
+                "as plain environment, readable by whoever reads the file; use `secrets`"
+            )
+            yield path, message
 
 
 @rule("secrets-manager-only", "every `secrets` entry is a complete Secrets Manager ARN")
@@ -163,14 +188,40 @@ def awslogs(inputs: Inputs):
             yield path, message
 
 
-@rule("non-root", "every container names a user that is not root")
+@rule(
+    "non-root", "every container names a user whose uid part is a non-zero number or a name other than root"
+)
 def non_root(inputs: Inputs):
     for path, _, container in _containers(inputs):
         user = str(container.get("user", ""))
-        if not user:
+        if not user.strip():
             yield path, f'container {container.get("name")} names no user (set "user": "50000:0")'
-        elif user.split(":", 1)[0] in ROOT_USERS:
-            yield path, f"container {container.get('name')} runs as root ({user!r})"
+        elif _runs_as_root(user):
+            yield path, f"container {container.get('name')} runs as root: user {user!r}"
+
+
+def _runs_as_root(user: str) -> bool:
+    return bool(ROOT_UID.fullmatch(user.split(":", 1)[0].strip()))
+
+
+@rule("no-added-capabilities", "no container adds Linux capabilities (`linuxParameters.capabilities.add`)")
+def no_added_capabilities(inputs: Inputs):
+    for path, _, container in _containers(inputs):
+        added = ((container.get("linuxParameters") or {}).get("capabilities") or {}).get("add") or []
+        if added:
+            message = (
+                f"container {container.get('name')}: linuxParameters.capabilities.add gives it "
+                f"{', '.join(map(str, added))}; it needs none"
+            )
+            yield path, message
+
+
+@rule("no-host-namespaces", "tasks share no namespace with the host: `pidMode` and `ipcMode` are not host")
+def no_host_namespaces(inputs: Inputs):
+    for path, task in _tasks(inputs):
+        for field, what in HOST_NAMESPACES.items():
+            if str(task.get(field, "")).strip().lower() == "host":
+                yield path, f"{field} is host: every container sees and can touch the host's {what}"
 
 
 @rule("read-only-root", "every container has a read-only root filesystem (volumes for what it writes)")
@@ -255,19 +306,16 @@ def fargate_supported(inputs: Inputs):
             )
 
 
-@rule("image-pinned", "every image names a version tag or a digest, never latest")
+@rule(
+    "image-pinned",
+    "every image is pinned: by a digest, or by a full version tag (three numbers: 3.1.8, v1.2.3, 3.1.8-1)",
+)
 def image_pinned(inputs: Inputs):
     for path, _, container in _containers(inputs):
         image = str(container.get("image", ""))
-        reference = image.rsplit("/", 1)[-1]
-        if "@sha256:" in reference:
-            continue
-        tag = reference.split(":", 1)[1] if ":" in reference else ""
-        if not tag or tag == "latest":
-            message = (
-                f"container {container.get('name')}: image {image!r} is not pinned to a version or digest"
-            )
-            yield path, message
+        problem = awsids.pinning_problem(*awsids.tag_and_digest(image))
+        if problem:
+            yield path, f"container {container.get('name')}: image {image!r} {problem}"
 
 
 @rule("api-auth-manager", f"the api-server does not run {DEVELOPMENT_AUTH_MANAGER} (development only)")

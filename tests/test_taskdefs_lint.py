@@ -85,6 +85,26 @@ FAILING = {
             ),
         ),
     ],
+    "secrets-in-command": [
+        edit(
+            "scheduler.task-definition.json",
+            lambda t: airflow(t)["command"].extend(["--conn-uri", "postgresql://airflow:hunter2@db/airflow"]),
+        ),
+        edit(
+            "worker.task-definition.json",
+            lambda t: container("dags-sync")(t).update(
+                entryPoint=["sh", "-c", "MYSQL_PWD=hunter2 exec s3sync"]
+            ),
+        ),
+    ],
+    "no-environment-files": [
+        edit(
+            "worker.task-definition.json",
+            lambda t: airflow(t).update(
+                environmentFiles=[{"value": "arn:aws:s3:::example-airflow-dags/airflow.env", "type": "s3"}]
+            ),
+        ),
+    ],
     "secrets-manager-only": [
         edit(
             "api-server.task-definition.json",
@@ -115,7 +135,18 @@ FAILING = {
     ],
     "non-root": [
         edit("scheduler.task-definition.json", lambda t: container("dags-sync")(t).update(user="0:0")),
+        edit("scheduler.task-definition.json", lambda t: container("dags-sync")(t).update(user=" 00:50000")),
         edit("scheduler.task-definition.json", lambda t: airflow(t).pop("user")),
+    ],
+    "no-added-capabilities": [
+        edit(
+            "worker.task-definition.json",
+            lambda t: airflow(t)["linuxParameters"].update(capabilities={"add": ["SYS_ADMIN"]}),
+        ),
+    ],
+    "no-host-namespaces": [
+        edit("worker.task-definition.json", lambda t: t.update(pidMode="host")),
+        edit("worker.task-definition.json", lambda t: t.update(ipcMode="host")),
     ],
     "read-only-root": [
         edit("triggerer.task-definition.json", lambda t: airflow(t).update(readonlyRootFilesystem=False)),
@@ -159,6 +190,10 @@ FAILING = {
         edit(
             "scheduler.task-definition.json",
             lambda t: airflow(t).update(image=airflow(t)["image"].rsplit(":", 1)[0] + ":latest"),
+        ),
+        edit(
+            "scheduler.task-definition.json",
+            lambda t: airflow(t).update(image=airflow(t)["image"].rsplit(":", 1)[0] + ":3.1"),
         ),
     ],
     "no-public-ip": [
