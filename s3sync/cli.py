@@ -5,11 +5,12 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 
 from s3sync import logs, status
 from s3sync.client import ClientSettings, make_client
-from s3sync.errors import BadInput, S3SyncError
+from s3sync.errors import BadInput, S3SyncError, one_line
 from s3sync.flags import build_parser
 from s3sync.inuse import InUseError, libpq_url, releases_in_use
 from s3sync.layout import Layout
@@ -42,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAIL
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # one line whatever happened; the traceback only when asked for
+        if getattr(args, "log_level", None) == "debug":
+            traceback.print_exc()
+        _say(f"error: {one_line(exc)}")
+        return EXIT_FAIL
 
 
 class _UsageError(BadInput):
@@ -53,7 +59,7 @@ def _say(line: str) -> None:
 
 
 def _dispatch(args) -> int:
-    limits = Limits(args.max_files, args.max_bytes, args.max_manifest_bytes)
+    limits = Limits(args.max_files, args.max_bytes, args.max_manifest_bytes, args.max_path_depth)
     client = make_client(ClientSettings(args.s3_timeout, args.s3_retries, args.concurrency))
     if args.command == "publish":
         return _publish(args, client, limits)
@@ -146,6 +152,12 @@ def _publish(args, client, limits: Limits) -> int:
 
 
 def _report_publish(result: PublishResult, dry_run: bool) -> None:
+    if result.damaged_latest:
+        _say(
+            f"warning: LATEST.json could not be read ({result.damaged_latest}); "
+            f"{'it would be' if dry_run else 'it is'} replaced, the history carried on at generation "
+            f"{result.generation}"
+        )
     diff = result.diff
     for mark, paths in (("+", diff.added), ("~", diff.changed), ("-", diff.removed)):
         for path in paths:
@@ -183,7 +195,9 @@ def _pull(args, client, location: S3Location, limits: Limits) -> int:
         raise _UsageError("--target is required (or set S3SYNC_TARGET)")
     log = logs.get_logger(source=str(location), target=str(args.target))
     remote = Remote(client, location, limits, args.mode, download_attempts=args.s3_retries)
-    settings = PullSettings(limits, args.concurrency, args.request_cost, args.keep, args.grace)
+    settings = PullSettings(
+        limits, args.concurrency, args.request_cost, args.keep, args.grace, args.adopt_lineage
+    )
     layout = Layout(args.target, lock_timeout=args.lock_timeout)
     syncer = Syncer(remote, layout, settings, args.release, log, _in_use_hook(args))
     if getattr(args, "once", False):

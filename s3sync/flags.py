@@ -6,6 +6,7 @@ docs/s3sync.md lists the same table (a test keeps the two in step).
 
 import argparse
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,15 @@ def number(kind: type, minimum: float, inclusive: bool):
 
     convert.__name__ = kind.__name__
     return convert
+
+
+def lineage_choice(text: str) -> str:
+    """An argparse type for --adopt-lineage: a lineage id, or one of the words it takes."""
+    if text in ("any", "none", "listing") or re.fullmatch(r"[0-9a-f]{16}", text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"want a lineage (16 lowercase hex characters), none, listing or any: {text!r}"
+    )
 
 
 POSITIVE_INT = number(int, 0, inclusive=False)
@@ -98,7 +108,14 @@ COMMON = (
         "--max-manifest-bytes",
         "S3SYNC_MAX_MANIFEST_BYTES",
         "refuse larger manifests",
-        str(64 * 1024**2),
+        str(32 * 1024**2),
+        POSITIVE_INT,
+    ),
+    Flag(
+        "--max-path-depth",
+        "S3SYNC_MAX_PATH_DEPTH",
+        "refuse releases with a path of more folders and file than this",
+        "64",
         POSITIVE_INT,
     ),
 )
@@ -158,6 +175,13 @@ PULL = (
     TARGET,
     Flag("--interval", "S3SYNC_INTERVAL", "seconds between polls", "10", POSITIVE_FLOAT),
     Flag("--release", "S3SYNC_RELEASE", "pin this release id instead of following LATEST"),
+    Flag(
+        "--adopt-lineage",
+        "S3SYNC_ADOPT_LINEAGE",
+        "follow LATEST.json into this other history: its lineage, none (a LATEST.json without one), "
+        "listing (a plain prefix) or any (every new history; local development only)",
+        type=lineage_choice,
+    ),
     Flag(
         "--mode",
         "S3SYNC_MODE",

@@ -7,23 +7,34 @@ ROOT/.s3sync/staging/<owner>/            work in progress, never read
 ROOT/.s3sync/staging/<owner>.lock        held by the owner while it works
 ROOT/.s3sync/trash/                      releases being deleted
 ROOT/.s3sync/state.json, ROOT/.s3sync/lock
+
+The volume is not trusted blindly: `current` counts as live only when it names one of the
+kept releases exactly; the state folders must be real folders (a symlink or a file in their
+place is removed and the folder made again, never followed); release trees are written and
+removed only through descriptors opened without following symlinks (s3sync.beneath).
 """
 
 import contextlib
 import json
 import os
 import secrets
-import shutil
 import socket
+import stat
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from s3sync.beneath import Beneath, remove_tree
 from s3sync.errors import BadInput
 from s3sync.locking import FileLock, try_lock
-from s3sync.manifest import Limits, Manifest, parse
+from s3sync.manifest import RELEASE_ID, Limits, Manifest, parse
 
 CURRENT = "current"
+META = ".s3sync"
+STATE_FOLDERS = ("releases", "manifests", "staging", "trash")
 HISTORY_LENGTH = 50
+MAX_STATE_BYTES = 1024**2
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass
@@ -40,6 +51,21 @@ class State:
     release: str = ""
     generation: int = -1
     history: list[LiveRecord] = field(default_factory=list)
+
+
+def read_small(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, never through a symlink, and only up to `limit` of them."""
+    fd = os.open(path, _READ)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise OSError(f"{path} is over {limit} bytes")
+    return data
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -66,7 +92,7 @@ def replace_symlink(link: Path, target: str | Path) -> None:
 class Layout:
     def __init__(self, root: Path, lock_timeout: float = 60.0):
         self.root = root
-        self.meta = root / ".s3sync"
+        self.meta = root / META
         self.releases = self.meta / "releases"
         self.manifests = self.meta / "manifests"
         self.staging = self.meta / "staging"
@@ -77,34 +103,91 @@ class Layout:
         self.owner = f"{socket.gethostname()}-{os.getpid()}"
         self._last_manifest: Manifest | None = None
 
-    def prepare(self) -> None:
+    def prepare(self) -> list[str]:
+        """Make the state folders; return what had to be repaired (see repair_folders)."""
         if self.root.exists() and not self.root.is_dir():
             raise BadInput(f"target {self.root} exists and is not a directory")
-        for folder in (self.releases, self.manifests, self.staging, self.trash):
-            folder.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
         if self.current.exists() and not self.current.is_symlink():
             raise BadInput(f"{self.current} exists and is not a symlink; move it away first")
+        return self.repair_folders()
+
+    def repair_folders(self) -> list[str]:
+        """Each state folder must be a real folder: whatever else is in its place (a symlink
+        out of ROOT, a file) is removed, without following it, and the folder made again."""
+        repaired = []
+        for rel in (META, *(f"{META}/{name}" for name in STATE_FOLDERS)):
+            path = self.root / rel
+            try:
+                mode = path.lstat().st_mode
+            except FileNotFoundError:
+                path.mkdir(exist_ok=True)  # another sidecar on this ROOT may make it first
+                continue
+            if stat.S_ISDIR(mode):
+                continue
+            path.unlink(missing_ok=True)
+            path.mkdir(exist_ok=True)
+            repaired.append(f"{rel} was {'a symlink' if stat.S_ISLNK(mode) else 'not a folder'}; made again")
+        return repaired
 
     # -- what is live ----------------------------------------------------------
 
     def live_release(self) -> str | None:
-        """The release id `current` points at, or None."""
+        """The kept release `current` names, or None: no `current`, or one that points
+        anywhere but at a kept release (outside ROOT, at a look-alike)."""
         try:
             target = os.readlink(self.current)
-        except (FileNotFoundError, OSError):
+        except OSError:
             return None
-        return Path(target).name
+        release = target.rpartition("/")[2]
+        if target != self.current_target(release) or not self.has_release(release):
+            return None
+        return release
+
+    def current_problem(self) -> str | None:
+        """What is wrong with `current`, when it exists but names none of the kept releases."""
+        try:
+            target = os.readlink(self.current)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return f"{self.current} is not a symlink"
+        if self.live_release() is None:
+            return f"{self.current} points at {target!r:.200}, not at a release kept under {self.releases}"
+        return None
+
+    @staticmethod
+    def current_target(release: str) -> str:
+        return f"{META}/releases/{release}"
+
+    def has_release(self, release: str) -> bool:
+        """A kept release: a real folder under releases/ with its manifest beside."""
+        if not RELEASE_ID.match(release):
+            return False
+        try:
+            folder = os.lstat(self.release_dir(release)).st_mode
+            manifest = os.lstat(self.manifests / f"{release}.json").st_mode
+        except OSError:
+            return False
+        return stat.S_ISDIR(folder) and stat.S_ISREG(manifest)
 
     def release_dir(self, release: str) -> Path:
         return self.releases / release
 
     def read_state(self) -> State:
+        """What state.json says; an empty State when it is missing or unreadable (a damaged
+        or planted file must not stop the sidecar: the next swap writes it again)."""
         try:
-            raw = json.loads(self.state_file.read_bytes())
+            raw = json.loads(read_small(self.state_file, MAX_STATE_BYTES))
+            history = [LiveRecord(**item) for item in raw.pop("history", [])]
+            state = State(**raw, history=history)
         except FileNotFoundError:
             return State()
-        history = [LiveRecord(**item) for item in raw.pop("history", [])]
-        return State(**raw, history=history)
+        except (OSError, ValueError, TypeError, AttributeError, RecursionError):
+            return State()
+        if not isinstance(state.generation, int) or not isinstance(state.source, str):
+            return State()
+        return state
 
     def write_state(self, state: State) -> None:
         write_atomic(self.state_file, json.dumps(asdict(state), indent=1).encode())
@@ -120,8 +203,10 @@ class Layout:
             return self._last_manifest
         path = self.manifests / f"{release}.json"
         try:
-            manifest = parse(path.read_bytes(), limits, str(path))
-        except (FileNotFoundError, BadInput):
+            manifest = parse(read_small(path, limits.max_manifest_bytes), limits, str(path))
+        except (OSError, BadInput):
+            return None
+        if manifest.release != release:
             return None
         self._last_manifest = manifest
         return manifest
@@ -130,55 +215,83 @@ class Layout:
 
     def point_current_at(self, release: str) -> None:
         """Atomically re-point ROOT/current: a reader sees the old tree or the new one."""
-        replace_symlink(self.current, os.path.join(".s3sync", "releases", release))
+        replace_symlink(self.current, self.current_target(release))
+
+    def drop_current(self) -> None:
+        """Remove a `current` symlink that names no kept release (never what it points at)."""
+        with contextlib.suppress(FileNotFoundError):
+            if self.current.is_symlink():
+                self.current.unlink()
+
+    def adopt_staging(self, staging: Beneath, release: str) -> None:
+        """Move a complete staging folder to releases/<release>, by descriptors."""
+        with (
+            Beneath.open(self.root, f"{META}/staging") as parent,
+            Beneath.open(self.root, f"{META}/releases") as to,
+        ):
+            os.rename(staging.path.name, release, src_dir_fd=parent.fd, dst_dir_fd=to.fd)
 
     # -- staging ----------------------------------------------------------------
 
     @contextlib.contextmanager
     def staging_dir(self):
-        """A fresh staging folder, locked by this process for as long as it exists."""
+        """A fresh staging folder (a Beneath), locked by this process for as long as it exists."""
         name = f"{self.owner}-{secrets.token_hex(4)}"
         lock = FileLock(self.staging / f"{name}.lock", timeout=0)
-        folder = self.staging / name
         with self.lock:  # remove_orphans runs under it too: it never sees a half-made claim
             lock.acquire()
-            folder.mkdir()
+            with Beneath.open(self.root, f"{META}/staging") as parent:
+                os.mkdir(name, 0o755, dir_fd=parent.fd)
+            folder = Beneath.open(self.root, f"{META}/staging/{name}")
         try:
             yield folder
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            folder.close()
+            with contextlib.suppress(OSError), Beneath.open(self.root, f"{META}/staging") as parent:
+                remove_tree(parent.fd, name)
             (self.staging / f"{name}.lock").unlink(missing_ok=True)
             lock.release()
 
-    def remove_orphans(self) -> list[str]:
-        """Delete staging folders whose owner died (their lock is free) and leftover trash.
+    def remove_orphans(self, progress: Callable[[], None] = lambda: None) -> list[str]:
+        """Delete staging folders whose owner died (their lock is free), anything else left in
+        staging that is not a folder with a lock, and leftover trash.
 
         Call with the ROOT lock held.
         """
         removed = []
-        for item in sorted(self.staging.iterdir()):
-            name = item.name.removesuffix(".lock")
-            if name.startswith(f"{self.owner}-"):
-                continue  # ours: probing our own lock would drop it
-            if item.suffix != ".lock" and (self.staging / f"{name}.lock").exists():
-                continue  # judged through its lock file
-            lock_file = self.staging / f"{name}.lock"
-            fd = try_lock(lock_file) if lock_file.exists() else None
-            if lock_file.exists() and fd is None:
-                continue  # a live owner holds it
-            shutil.rmtree(self.staging / name, ignore_errors=True)
-            lock_file.unlink(missing_ok=True)
-            if fd is not None:
-                os.close(fd)
-            removed.append(name)
-        for item in self.trash.iterdir():
-            shutil.rmtree(item, ignore_errors=True)
+        with Beneath.open(self.root, f"{META}/staging") as staging:
+            for entry in sorted(os.scandir(staging.fd), key=lambda e: e.name):
+                name = entry.name.removesuffix(".lock")
+                if name.startswith(f"{self.owner}-"):
+                    continue  # ours: probing our own lock would drop it
+                if entry.is_symlink() or not (entry.is_dir(follow_symlinks=False) or entry.name != name):
+                    remove_tree(staging.fd, entry.name)  # never one of ours: removed, not followed
+                    removed.append(entry.name)
+                    continue
+                if entry.name == name and (self.staging / f"{name}.lock").exists():
+                    continue  # judged through its lock file
+                lock_file = self.staging / f"{name}.lock"
+                fd = try_lock(lock_file) if entry.name != name else None
+                if entry.name != name and fd is None and lock_file.exists():
+                    continue  # a live owner holds it
+                remove_tree(staging.fd, name, progress)
+                lock_file.unlink(missing_ok=True)
+                if fd is not None:
+                    os.close(fd)
+                removed.append(name)
+        with Beneath.open(self.root, f"{META}/trash") as trash:
+            for entry in os.scandir(trash.fd):
+                remove_tree(trash.fd, entry.name, progress)
         return removed
 
-    def discard_release(self, release: str) -> None:
+    def discard_release(self, release: str, progress: Callable[[], None] = lambda: None) -> None:
         """Unlink a release from releases/ at once, then delete it at leisure."""
-        doomed = self.trash / f"{release}-{secrets.token_hex(4)}"
-        with contextlib.suppress(FileNotFoundError):
-            os.rename(self.release_dir(release), doomed)
-        (self.manifests / f"{release}.json").unlink(missing_ok=True)
-        shutil.rmtree(doomed, ignore_errors=True)
+        doomed = f"{release}-{secrets.token_hex(4)}"
+        with (
+            Beneath.open(self.root, f"{META}/releases") as releases,
+            Beneath.open(self.root, f"{META}/trash") as trash,
+        ):
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(release, doomed, src_dir_fd=releases.fd, dst_dir_fd=trash.fd)
+            (self.manifests / f"{release}.json").unlink(missing_ok=True)
+            remove_tree(trash.fd, doomed, progress)

@@ -5,12 +5,26 @@ it. So each lock file is opened exactly once per holder, and a process never
 probes a lock file it holds itself.
 """
 
+import errno
 import fcntl
 import os
 import time
 from pathlib import Path
 
 from s3sync.errors import LockTimeout
+
+_OPEN = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_lock_file(path: Path) -> int:
+    """Open (or create) a lock file, never through a symlink: one in its place is removed."""
+    try:
+        return os.open(path, _OPEN | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+    path.unlink()
+    return os.open(path, _OPEN | os.O_CREAT | os.O_EXCL, 0o644)
 
 
 class FileLock:
@@ -20,7 +34,7 @@ class FileLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = open_lock_file(self.path)
         deadline = time.monotonic() + self.timeout
         while True:
             try:
@@ -49,8 +63,8 @@ class FileLock:
 def try_lock(path: Path) -> int | None:
     """Take the lock without waiting; return the descriptor holding it, or None if held."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
+        fd = os.open(path, _OPEN)
+    except OSError:  # missing, or a symlink
         return None
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -7,6 +7,7 @@ started on this way, on the task's local disk.
 
 from pathlib import Path
 
+from s3sync.beneath import Beneath
 from s3sync.errors import VerificationError
 from s3sync.layout import Layout
 from s3sync.manifest import Limits
@@ -25,9 +26,10 @@ def copy_from_root(layout: Layout, release: str, dest: Path, limits: Limits) -> 
         return False
     dest.mkdir(parents=True)
     try:
-        for entry in manifest.files:
-            with open(folder / entry.path, "rb") as source:
-                write_verified(source.read, dest / entry.path, entry)
+        with Beneath.open(dest) as out, out.cursor() as cursor:
+            for entry in manifest.files:
+                with open(folder / entry.path, "rb") as source:
+                    write_verified(source.read, cursor, entry)
     except FileNotFoundError:
         return False
     except VerificationError as exc:
@@ -40,4 +42,5 @@ def fetch_from_source(remote: Remote, release: str, dest: Path, settings: PullSe
     Raises BadInput when the source has no such release."""
     fetched = remote.release(release)
     dest.mkdir(parents=True)
-    stage(fetched, remote, dest, settings, reusable={})
+    with Beneath.open(dest) as out:
+        stage(fetched, remote, out, settings, reusable={})

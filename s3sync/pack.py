@@ -1,21 +1,25 @@
 """A release's pack: one deterministic tar.gz, so a cold start costs one GET.
 
-The pack is a transport only. Every member is checked against the manifest
-(regular file, known path, same size) and verified like any other download.
+The pack is a transport only. Every member is checked against the manifest (regular file,
+known path, same size, in the manifest's order, each path once) and verified like any other
+download. What a pack may make the reader do is bounded by its manifest: at most one member
+per file, and no more bytes than the files and their headers take.
 """
 
 import gzip
 import io
 import tarfile
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import BinaryIO
 
+from s3sync.beneath import Cursor
 from s3sync.errors import VerificationError
 from s3sync.localtree import LocalFile, read_unchanged
 from s3sync.manifest import FileEntry, Manifest
-from s3sync.safepath import check_relative_path
+from s3sync.safepath import check_relative_path, shown
 from s3sync.verify import write_verified
+
+HEADER_ALLOWANCE = 64 * 1024  # a member's headers (PAX for long names) and tarfile's read-ahead
 
 
 def write_pack(files: Iterable[LocalFile], out: BinaryIO) -> None:
@@ -31,29 +35,68 @@ def write_pack(files: Iterable[LocalFile], out: BinaryIO) -> None:
             tar.addfile(info, io.BytesIO(read_unchanged(local)))
 
 
+class _Allowance(io.RawIOBase):
+    """The unpacked tar stream, refusing to read further than the members seen so far
+    account for: a header of a gigabyte is refused after HEADER_ALLOWANCE bytes."""
+
+    def __init__(self, source: BinaryIO):
+        self.source = source
+        self.left = HEADER_ALLOWANCE
+
+    def grant(self, size: int) -> None:
+        """A member of `size` bytes was read: its data and the next headers may follow. What
+        earlier members left unused is not carried over, so it cannot fund one huge header."""
+        self.left = -(-size // 512) * 512 + HEADER_ALLOWANCE
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0 or size > self.left:
+            size = self.left + 1
+        data = self.source.read(size)
+        self.left -= len(data)
+        if self.left < 0:
+            raise VerificationError("the pack holds more than its manifest accounts for")
+        return data
+
+
 def extract_pack(
-    stream: BinaryIO, manifest: Manifest, wanted: dict[str, FileEntry], staging: Path, written: set[str]
+    stream: BinaryIO,
+    manifest: Manifest,
+    wanted: dict[str, FileEntry],
+    cursor: Cursor,
+    written: set[str],
+    progress: Callable[[], None] = lambda: None,
 ) -> None:
-    """Write the wanted members into `staging`, verified, adding each path to `written` as
+    """Write the wanted members under the cursor, verified, adding each path to `written` as
     it lands: when the pack breaks off half way, `written` still says what verified."""
     known = manifest.by_path()
-    with tarfile.open(fileobj=stream, mode="r|gz") as tar:
-        for member in tar:
+    unpacked = _Allowance(gzip.GzipFile(fileobj=stream, mode="rb"))
+    previous = ""
+    with tarfile.open(fileobj=unpacked, mode="r|") as tar:
+        while (member := tar.next()) is not None:
+            tar.members.clear()  # a stream is read once: keeping every header would grow without bound
             entry = _checked_member(member, known)
-            if entry.path not in wanted or entry.path in written:
-                continue
-            source = tar.extractfile(member)
-            write_verified(source.read, staging / entry.path, entry)
-            written.add(entry.path)
+            if entry.path <= previous:
+                raise VerificationError(f"pack member {shown(entry.path)} is repeated or out of order")
+            previous = entry.path
+            unpacked.grant(member.size)
+            progress()
+            if entry.path in wanted and entry.path not in written:
+                write_verified(tar.extractfile(member).read, cursor, entry)
+                written.add(entry.path)
 
 
 def _checked_member(member: tarfile.TarInfo, known: dict[str, FileEntry]) -> FileEntry:
     if not member.isreg():
-        raise VerificationError(f"pack member {member.name!r} is not a regular file")
+        raise VerificationError(f"pack member {shown(member.name)} is not a regular file")
     path = check_relative_path(member.name)
     entry = known.get(path)
     if entry is None:
-        raise VerificationError(f"pack member {path!r} is not in the manifest")
+        raise VerificationError(f"pack member {shown(path)} is not in the manifest")
     if member.size != entry.size:
-        raise VerificationError(f"pack member {path!r} is {member.size} bytes, manifest says {entry.size}")
+        raise VerificationError(
+            f"pack member {shown(path)} is {member.size} bytes, manifest says {entry.size}"
+        )
     return entry

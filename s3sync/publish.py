@@ -12,7 +12,7 @@ from pathlib import Path
 
 from botocore.exceptions import ClientError
 
-from s3sync.errors import BadInput, PublishConflict
+from s3sync.errors import BadInput, ManifestError, PublishConflict
 from s3sync.localtree import LocalFile, read_unchanged, scan
 from s3sync.location import S3Location
 from s3sync.manifest import Limits, Manifest, build, new_lineage
@@ -21,19 +21,24 @@ from s3sync.remote import error_code, get_manifest, is_missing, transient
 
 HEAD_LIMIT = 200  # above this many unknown objects, one LIST is cheaper than HEADs
 MAX_SINGLE_PUT = 5 * 1024**3
+# Generations skipped when LATEST.json is unreadable: rollbacks raise its generation without
+# writing a release manifest, so the newest manifest may lag behind what sidecars have seen.
+RECOVERY_JUMP = 1_000
 
 
 @dataclass(frozen=True)
 class Pointer:
     manifest: Manifest | None
     etag: str | None
+    damaged: str | None = None  # why LATEST.json could not be read, when it could not
 
     def successor(self) -> tuple[int, str]:
         """Generation and lineage of the LATEST.json that replaces this one; a new history
         when there is none."""
         if self.manifest is None:
             return 1, new_lineage()
-        return self.manifest.generation + 1, self.manifest.lineage
+        jump = RECOVERY_JUMP if self.damaged else 0
+        return self.manifest.generation + 1 + jump, self.manifest.lineage
 
 
 @dataclass
@@ -51,6 +56,7 @@ class PublishResult:
     diff: Diff
     uploaded: int = 0
     uploaded_bytes: int = 0
+    damaged_latest: str | None = None  # why the LATEST.json replaced could not be read
 
 
 class Publisher:
@@ -63,8 +69,32 @@ class Publisher:
     # -- reading what is there ------------------------------------------------
 
     def pointer(self) -> Pointer:
-        found = self._read_manifest(self.location.latest_key)
-        return Pointer(*found) if found else Pointer(None, None)
+        """What LATEST.json says. When it is unreadable (damaged, hostile, written by hand), or
+        its release manifest does not vouch for its lineage (a LATEST.json rewritten with another
+        history), the history carries on from the newest readable release manifest, and that
+        LATEST.json is replaced only if it is still the one read."""
+        try:
+            found = self._read_manifest(self.location.latest_key)
+        except ManifestError as exc:
+            return self._recovered(exc.etag, str(exc))
+        if found is None:
+            return Pointer(None, None)
+        manifest, etag = found
+        try:
+            vouching = self._stored_release(manifest.release)
+        except ManifestError:
+            vouching = None
+        if vouching is None or vouching.lineage != manifest.lineage:
+            return self._recovered(
+                etag,
+                f"it names release {manifest.release} in lineage {manifest.lineage or 'none'}, "
+                f"which that release's manifest does not",
+            )
+        return Pointer(manifest, etag)
+
+    def _recovered(self, etag: str | None, why: str) -> Pointer:
+        readable = self.list_releases(skip_unreadable=True)
+        return Pointer(readable[-1] if readable else None, etag, damaged=why)
 
     def release(self, release: str) -> Manifest:
         manifest = self._stored_release(release)
@@ -86,15 +116,20 @@ class Publisher:
             raise transient(f"GET {self.location.url(key)}", exc) from None
         return manifest, etag
 
-    def list_releases(self) -> list[Manifest]:
+    def list_releases(self, skip_unreadable: bool = False) -> list[Manifest]:
         """Every release manifest, in the order they were first published."""
         paginator = self.client.get_paginator("list_objects_v2")
         found = []
         for page in paginator.paginate(Bucket=self.location.bucket, Prefix=self.location.releases_prefix):
             for item in page.get("Contents", []):
                 name = item["Key"].rsplit("/", 1)[-1]
-                if name.endswith(".json"):
+                if not name.endswith(".json"):
+                    continue
+                try:
                     found.append(self.release(name.removesuffix(".json")))
+                except BadInput:
+                    if not skip_unreadable:
+                        raise
         return sorted(found, key=lambda manifest: manifest.generation)
 
     def _exists(self, key: str) -> bool:
@@ -137,14 +172,20 @@ class Publisher:
         manifest = build([f.entry for f in files], generation, meta, lineage)
         self._check_limits(manifest)
         diff = _diff(pointer.manifest, manifest)
-        if pointer.manifest and pointer.manifest.release == manifest.release:
+        if pointer.manifest and not pointer.damaged and pointer.manifest.release == manifest.release:
             return PublishResult(manifest.release, pointer.manifest.generation, False, diff)
         previous = pointer.manifest.files if pointer.manifest else ()
         known = {e.digest for e in previous if e.kind == "sha256"}
         missing = self._missing_objects({f.entry.digest for f in files}, known)
         uploads = _one_file_per_digest(files, missing)
         result = PublishResult(
-            manifest.release, generation, False, diff, len(uploads), sum(f.entry.size for f in uploads)
+            manifest.release,
+            generation,
+            False,
+            diff,
+            len(uploads),
+            sum(f.entry.size for f in uploads),
+            pointer.damaged,
         )
         if dry_run:
             return result
@@ -164,7 +205,7 @@ class Publisher:
         """Point LATEST at an existing release again, as a new generation."""
         target = self.release(release)
         pointer = self.pointer()
-        if pointer.manifest and pointer.manifest.release == release:
+        if pointer.manifest and not pointer.damaged and pointer.manifest.release == release:
             raise BadInput(f"release {release} is already LATEST (generation {pointer.manifest.generation})")
         generation, lineage = pointer.successor()
         manifest = replace(target, generation=generation, lineage=lineage)
@@ -176,6 +217,9 @@ class Publisher:
             raise BadInput(f"{len(manifest.files)} files, over the limit of {self.limits.max_files}")
         if manifest.total_bytes > self.limits.max_bytes:
             raise BadInput(f"{manifest.total_bytes} bytes, over the limit of {self.limits.max_bytes}")
+        too_deep = [e.path for e in manifest.files if e.path.count("/") >= self.limits.max_path_depth]
+        if too_deep:
+            raise BadInput(f"{too_deep[0]!r} is deeper than the limit of {self.limits.max_path_depth} levels")
         too_big = [e.path for e in manifest.files if e.size > MAX_SINGLE_PUT]
         if too_big:
             raise BadInput(f"{too_big[0]!r} is over 5 GiB; DAG folders should not carry such files")

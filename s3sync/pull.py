@@ -5,6 +5,12 @@
    costs less; every byte is verified before it counts.
 3. Under the ROOT lock: re-check the release is newer than what is live, move the
    complete staging folder to releases/<id>, swap `current` with rename(2).
+
+`current` moves on its own only forward: to a higher generation of the history of
+LATEST.json it follows (its lineage). Another history (a LATEST.json without its lineage,
+with another one, a plain listing where LATEST.json was) is followed only when pinned or
+adopted (`--adopt-lineage`); going back within a history takes `s3sync rollback`, which
+publishes the old release as a new generation.
 """
 
 import gzip
@@ -21,11 +27,15 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError
 
+from s3sync.beneath import Beneath, Cursor
 from s3sync.errors import S3SyncError, TargetError, TransientError, VerificationError
 from s3sync.layout import HISTORY_LENGTH, Layout, LiveRecord, State
 from s3sync.manifest import FileEntry, Limits, Manifest
 from s3sync.pack import extract_pack
 from s3sync.remote import Fetched, Remote
+from s3sync.verify import verify_tree
+
+ANY_LINEAGE = "any"
 
 
 @dataclass(frozen=True)
@@ -35,11 +45,14 @@ class PullSettings:
     request_cost: int = 1024**2  # one GET's latency, counted as bytes of transfer time
     keep: int = 3
     grace: float = 600.0
+    adopt_lineage: str | None = None  # a history of LATEST.json to follow into (ANY_LINEAGE: any)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    action: str  # "unchanged", "swapped" or "older" (remote is behind what is live)
+    # "unchanged", "swapped", "older" (behind what is live) or "other-lineage" (another
+    # history of LATEST.json, not followed without an operator's say)
+    action: str
     release: str
     generation: int
     files_fetched: int = 0
@@ -47,13 +60,38 @@ class Outcome:
     files_linked: int = 0
     used_pack: bool = False
     pack_problem: str | None = None  # why the pack was given up for single GETs
+    history: str = ""  # of LATEST.json, for "other-lineage"
+
+    def not_applied(self, live: str | None) -> str | None:
+        """Why a fetched release did not go live (one line), or None when it is live."""
+        if self.action == "older":
+            return (
+                f"release {self.release} (generation {self.generation}) is older than release {live}, "
+                "which stays live (s3sync rollback publishes an old release as a new generation)"
+            )
+        if self.action == "other-lineage":
+            return (
+                f"release {self.release} is generation {self.generation} of another history of LATEST.json "
+                f"(lineage {self.history}) and was not followed; release {live} stays live. To follow it: "
+                f"--adopt-lineage {self.history} (S3SYNC_ADOPT_LINEAGE), or pin --release {self.release}"
+            )
+        return None
 
 
-def is_newer(state: State, fetched: Fetched, pinned: bool) -> bool:
-    """`current` never moves backwards within one source; a pin is an explicit override."""
-    if pinned or state.source != fetched.source_id:
-        return True
-    return fetched.manifest.generation > state.generation
+def history(source_id: str) -> str:
+    """The history a source id names: a lineage, "none" (a LATEST.json without one) or "listing"."""
+    kind = source_id.rpartition("#")[2]
+    return "listing" if kind == "listing" else kind.partition(":")[2] or "none"
+
+
+def judge(state: State, fetched: Fetched, pinned: bool, adopt: str | None) -> str:
+    """ "newer", "older" or "other-lineage" (see the module docstring). A fresh ROOT, or one
+    last fed from another prefix (the operator moved --source), follows what it is given."""
+    if pinned or not state.source or state.source.rpartition("#")[0] != fetched.source_id.rpartition("#")[0]:
+        return "newer"
+    if state.source != fetched.source_id:
+        return "newer" if adopt in (ANY_LINEAGE, history(fetched.source_id)) else "other-lineage"
+    return "newer" if fetched.manifest.generation > state.generation else "older"
 
 
 def apply(
@@ -64,8 +102,8 @@ def apply(
     pinned: bool = False,
     progress: Callable[[], None] = lambda: None,
 ) -> Outcome:
-    """Make `fetched` live unless it already is or is older. The live tree changes only by
-    the final rename: any error before it leaves the last good release live."""
+    """Make `fetched` live unless it already is, is older, or is another history. The live
+    tree changes only by the final rename: any error before it leaves the last good release live."""
     try:
         return _apply(fetched, remote, layout, settings, pinned, progress)
     except OSError as exc:  # S3's transport errors arrive as TransientError: this is local disk
@@ -82,36 +120,83 @@ def _apply(
 ) -> Outcome:
     manifest = fetched.manifest
     if layout.live_release() == manifest.release:
-        _note_generation(layout, fetched)
+        _note_generation(layout, fetched, settings.adopt_lineage)
         return Outcome("unchanged", manifest.release, manifest.generation)
-    if not is_newer(layout.read_state(), fetched, pinned):
-        return Outcome("older", manifest.release, manifest.generation)
-    if layout.release_dir(manifest.release).is_dir():
+    verdict = judge(layout.read_state(), fetched, pinned, settings.adopt_lineage)
+    if verdict != "newer":
+        return Outcome(verdict, manifest.release, manifest.generation, history=history(fetched.source_id))
+    if kept_and_intact(layout, manifest, progress):
         with layout.lock:
             return _swap(
-                layout, fetched, pinned, None, Outcome("swapped", manifest.release, manifest.generation)
+                layout,
+                fetched,
+                pinned,
+                None,
+                Outcome("swapped", manifest.release, manifest.generation),
+                settings,
             )
     with layout.staging_dir() as staging:
         reusable = _reusable_files(layout, layout.live_release(), settings.limits)
         outcome = stage(fetched, remote, staging, settings, reusable, progress)
-        layout.save_manifest(manifest, fetched.raw)
         with layout.lock:
-            return _swap(layout, fetched, pinned, staging, outcome)
+            return _swap(layout, fetched, pinned, staging, outcome, settings)
 
 
-def _swap(layout: Layout, fetched: Fetched, pinned: bool, staging: Path | None, outcome: Outcome) -> Outcome:
+def kept_and_intact(layout: Layout, manifest: Manifest, progress: Callable[[], None]) -> bool:
+    """A release kept under releases/ is made live again only if it still holds exactly its
+    files: whoever can write the volume could have planted or changed it."""
+    if not layout.has_release(manifest.release):
+        return False
+    try:
+        verify_tree(layout.release_dir(manifest.release), manifest, progress)
+    except VerificationError:
+        return False
+    return True
+
+
+def repair_current(layout: Layout, limits: Limits, progress: Callable[[], None]) -> str | None:
+    """When `current` names none of the kept releases (it points out of ROOT, at a look-alike,
+    at a release gone or changed), point it back at the release state.json says is live if
+    that is kept and intact, else remove the link. Returns what was wrong, or None."""
+    problem = layout.current_problem()
+    if problem is None:
+        return None
+    with layout.lock:
+        problem = layout.current_problem()
+        if problem is None:
+            return None
+        release = layout.read_state().release
+        manifest = layout.load_manifest(release, limits) if layout.has_release(release) else None
+        if manifest is not None and kept_and_intact(layout, manifest, progress):
+            layout.point_current_at(release)
+            return f"{problem}; pointed back at release {release}"
+        layout.drop_current()
+        return f"{problem}; removed"
+
+
+def _swap(
+    layout: Layout,
+    fetched: Fetched,
+    pinned: bool,
+    staging: Beneath | None,
+    outcome: Outcome,
+    settings: PullSettings,
+) -> Outcome:
     """Make the release live. Call with the ROOT lock held."""
     manifest = fetched.manifest
     state = layout.read_state()
     if layout.live_release() == manifest.release:  # another sidecar on this ROOT got there first
         return Outcome("unchanged", manifest.release, manifest.generation)
-    if not is_newer(state, fetched, pinned):
-        return Outcome("older", manifest.release, manifest.generation)
-    target = layout.release_dir(manifest.release)
-    if not target.is_dir():
-        if staging is None:
-            raise TransientError(f"release {manifest.release} was removed while swapping; retrying")
-        os.rename(staging, target)
+    verdict = judge(state, fetched, pinned, settings.adopt_lineage)
+    if verdict != "newer":
+        return Outcome(verdict, manifest.release, manifest.generation, history=history(fetched.source_id))
+    if staging is not None:
+        if os.path.lexists(layout.release_dir(manifest.release)):
+            layout.discard_release(manifest.release)  # unverified, or a copy another sidecar made
+        layout.adopt_staging(staging, manifest.release)
+    elif not layout.has_release(manifest.release):
+        raise TransientError(f"release {manifest.release} was removed while swapping; retrying")
+    layout.save_manifest(manifest, fetched.raw)
     layout.point_current_at(manifest.release)
     layout.write_state(_advanced(state, fetched))
     return outcome
@@ -128,16 +213,16 @@ def _advanced(state: State, fetched: Fetched) -> State:
     )
 
 
-def _note_generation(layout: Layout, fetched: Fetched) -> None:
-    """The live release was re-published (e.g. rolled back to): remember the newer generation."""
-    state = layout.read_state()
-    if state.source == fetched.source_id and state.generation >= fetched.manifest.generation:
+def _note_generation(layout: Layout, fetched: Fetched, adopt: str | None) -> None:
+    """The live release was re-published (e.g. rolled back to): remember the newer generation,
+    when it is one the sidecar would have followed (never another history's, unadopted)."""
+    if judge(layout.read_state(), fetched, False, adopt) != "newer":
         return
     with layout.lock:
         state = layout.read_state()
         if layout.live_release() != fetched.manifest.release:
             return
-        if state.source == fetched.source_id and state.generation >= fetched.manifest.generation:
+        if judge(state, fetched, False, adopt) != "newer":
             return
         state.source = fetched.source_id
         state.release = fetched.manifest.release
@@ -148,7 +233,7 @@ def _note_generation(layout: Layout, fetched: Fetched) -> None:
 def stage(
     fetched: Fetched,
     remote: Remote,
-    staging: Path,
+    staging: Beneath,
     settings: PullSettings,
     reusable: dict[str, str],
     progress: Callable[[], None] = lambda: None,
@@ -156,13 +241,12 @@ def stage(
     """Fill `staging` with the release: `reusable` (content id -> local file) is hard-linked,
     the rest fetched, every byte verified."""
     manifest = fetched.manifest
-    to_fetch, linked = _link_unchanged(manifest, reusable, staging)
+    to_fetch, linked = _link_unchanged(manifest, reusable, staging, progress)
     remaining, used_pack, pack_problem = to_fetch, False, None
     if fetched.has_pack and pack_is_cheaper(manifest, to_fetch, settings):
-        remaining, used_pack, pack_problem = _from_pack(remote, manifest, to_fetch, staging)
-        progress()
+        remaining, used_pack, pack_problem = _from_pack(remote, manifest, to_fetch, staging, progress)
     _download_all(remote, remaining, staging, settings.concurrency, progress)
-    _check_complete(to_fetch, staging)
+    _check_complete(to_fetch, staging.path)
     return Outcome(
         "swapped",
         manifest.release,
@@ -199,39 +283,36 @@ def _reusable_files(layout: Layout, live: str | None, limits: Limits) -> dict[st
 
 
 def _link_unchanged(
-    manifest: Manifest, reusable: dict[str, str], staging: Path
+    manifest: Manifest, reusable: dict[str, str], staging: Beneath, progress: Callable[[], None]
 ) -> tuple[list[FileEntry], int]:
-    """Hard-link every file whose content is live already; return the others and the count linked.
-
-    Plain strings and one makedirs per folder: this loop runs once per file of the release.
-    """
-    root = str(staging)
-    folders: set[str] = set()
+    """Hard-link every file whose content is live already; return the others and the count linked."""
     others: list[FileEntry] = []
-    for entry in manifest.files:
-        source = reusable.get(entry.content_id)
-        if source is None or not _link(source, os.path.join(root, entry.path), entry.size, folders):
-            others.append(entry)
+    with staging.cursor() as cursor:
+        for entry in manifest.files:
+            source = reusable.get(entry.content_id)
+            if source is None or not _link(source, cursor, entry):
+                others.append(entry)
+            progress()
     return others, len(manifest.files) - len(others)
 
 
-def _link(source: str, dest: str, size: int, folders: set[str]) -> bool:
+def _link(source: str, cursor: Cursor, entry: FileEntry) -> bool:
     try:
         info = os.lstat(source)
-        if not stat.S_ISREG(info.st_mode) or info.st_size != size:
+        if not stat.S_ISREG(info.st_mode) or info.st_size != entry.size:
             return False
-        folder = os.path.dirname(dest)
-        if folder not in folders:
-            os.makedirs(folder, exist_ok=True)
-            folders.add(folder)
-        os.link(source, dest)
+        cursor.link(source, entry.path)
         return True
     except OSError:  # the old release was pruned meanwhile, or no hard links here
         return False
 
 
 def _from_pack(
-    remote: Remote, manifest: Manifest, to_fetch: list[FileEntry], staging: Path
+    remote: Remote,
+    manifest: Manifest,
+    to_fetch: list[FileEntry],
+    staging: Beneath,
+    progress: Callable[[], None],
 ) -> tuple[list[FileEntry], bool, str | None]:
     """Fill `staging` from the pack as far as it verifies; the rest is left for single GETs.
 
@@ -246,7 +327,9 @@ def _from_pack(
         return to_fetch, False, None
     problem, written = None, set()
     try:
-        extract_pack(stream, manifest, {entry.path: entry for entry in to_fetch}, staging, written)
+        with staging.cursor() as cursor:
+            wanted = {entry.path: entry for entry in to_fetch}
+            extract_pack(stream, manifest, wanted, cursor, written, progress)
     except (BotoCoreError, ConnectionError, TimeoutError) as exc:
         problem = f"pack of release {manifest.release} cut short: {exc}"
     except (S3SyncError, tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError) as exc:
@@ -257,12 +340,12 @@ def _from_pack(
 
 
 def _download_all(
-    remote: Remote, entries: list[FileEntry], staging: Path, concurrency: int, progress: Callable[[], None]
+    remote: Remote, entries: list[FileEntry], staging: Beneath, concurrency: int, progress: Callable[[], None]
 ) -> None:
     if not entries:
         return
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = [pool.submit(remote.download, entry, staging / entry.path) for entry in entries]
+        futures = [pool.submit(remote.download, entry, staging) for entry in entries]
         for future in futures:
             future.add_done_callback(lambda _f: progress())
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)

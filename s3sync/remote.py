@@ -3,15 +3,15 @@
 import random
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from s3sync.beneath import Beneath, Cursor
 from s3sync.errors import BadInput, ManifestError, NoRelease, TransientError, VerificationError
 from s3sync.location import S3Location
 from s3sync.manifest import RELEASE_ID, FileEntry, Limits, Manifest, build, parse
-from s3sync.safepath import check_relative_path
+from s3sync.safepath import check_relative_path, shown
 from s3sync.verify import write_verified
 
 MODES = ("auto", "manifest", "listing")
@@ -102,7 +102,12 @@ class Remote:
         if not files:
             raise NoRelease(f"no release at {self.location}: no LATEST.json and no objects")
         try:
-            manifest = build(files, generation=started_ms, meta={"listing": str(self.location)})
+            manifest = build(
+                files,
+                generation=started_ms,
+                meta={"listing": str(self.location)},
+                max_folders=self.limits.max_files,
+            )
         except ManifestError as exc:
             raise ManifestError(f"listing of {self.location}: {exc}") from None
         return Fetched(manifest, f"{self.location}#listing")
@@ -127,7 +132,7 @@ class Remote:
                             f"{self.location} holds s3sync objects but no LATEST.json yet "
                             "(a first publish in progress?)"
                         )
-                    entry = _listed_entry(item, prefix, self.location)
+                    entry = _listed_entry(item, prefix, self.location, self.limits.max_path_depth)
                     files.append(entry)
                     total += entry.size
                     if len(files) > self.limits.max_files:
@@ -151,18 +156,23 @@ class Remote:
             return self.location.object_key(entry.digest)
         return self.location.key(entry.path)
 
-    def download(self, entry: FileEntry, dest: Path) -> None:
-        """GET one object into `dest`, verified; retry transport errors and bad bytes with backoff."""
+    def download(self, entry: FileEntry, folder: Beneath) -> None:
+        """GET one object to `entry.path` under `folder`, verified; retry transport errors and bad
+        bytes with backoff."""
+        with folder.cursor() as cursor:
+            self._download(entry, cursor)
+
+    def _download(self, entry: FileEntry, cursor: Cursor) -> None:
         key = self.object_key(entry)
         url = self.location.url(key)
         for attempt in range(1, self.download_attempts + 1):
             try:
                 response = self.client.get_object(Bucket=self.location.bucket, Key=key)
-                write_verified(response["Body"].read, dest, entry)
+                write_verified(response["Body"].read, cursor, entry)
                 return
             except ClientError as exc:
                 if is_missing(exc):
-                    raise BadInput(f"object missing for {entry.path!r}: {url}") from None
+                    raise BadInput(f"object missing for {shown(entry.path)}: {url}") from None
                 error = transient(f"GET {url}", exc)
             except VerificationError as exc:
                 error = exc  # damaged in transit, or wrong in the bucket: another GET tells which
@@ -205,18 +215,22 @@ def get_manifest(
         if length > limits.max_manifest_bytes:
             response["Body"].close()
             raise ManifestError(
-                f"{url}: manifest is {length} bytes, over the {limits.max_manifest_bytes} limit"
+                f"{url}: manifest is {length} bytes, over the {limits.max_manifest_bytes} limit",
+                etag=response.get("ETag"),
             )
         raw = response["Body"].read()
     except BotoCoreError as exc:
         raise transient(f"GET {url}", exc) from None
-    return parse(raw, limits, url), raw, response.get("ETag")
+    try:
+        return parse(raw, limits, url), raw, response.get("ETag")
+    except ManifestError as exc:
+        raise ManifestError(str(exc), etag=response.get("ETag")) from None
 
 
-def _listed_entry(item: dict, prefix: str, location: S3Location) -> FileEntry:
+def _listed_entry(item: dict, prefix: str, location: S3Location, max_depth: int) -> FileEntry:
     rel = item["Key"][len(prefix) :]
     try:
-        path = check_relative_path(rel)
+        path = check_relative_path(rel, max_depth)
     except ManifestError as exc:
         raise ManifestError(f"listing of {location}: {exc}") from None
     etag = item.get("ETag", "").strip('"')

@@ -2,6 +2,7 @@
 the metadata DB says a DAG run or DAG version still uses (s3sync.inuse)."""
 
 import os
+from collections.abc import Callable
 
 from s3sync.layout import Layout, State
 
@@ -27,19 +28,23 @@ def releases_to_keep(
 
 
 def prune(
-    layout: Layout, keep: int, grace: float, now: float, in_use: frozenset[str] = frozenset()
+    layout: Layout,
+    keep: int,
+    grace: float,
+    now: float,
+    in_use: frozenset[str] = frozenset(),
+    progress: Callable[[], None] = lambda: None,
 ) -> list[str]:
-    """Delete releases that are neither live, nor among the newest `keep`, nor recent, nor in use.
-
-    Call with the ROOT lock held.
+    """Delete releases that are neither live, nor among the newest `keep`, nor recent, nor in
+    use; and anything in releases/ that is not a release folder. Call with the ROOT lock held.
     """
     on_disk = _on_disk(layout)
     removed = _doomed(layout, on_disk, keep, grace, now, in_use)
     for release in removed:
-        layout.discard_release(release)
+        layout.discard_release(release, progress)
     for entry in os.scandir(layout.manifests):
         release = entry.name.removesuffix(".json")
-        if release not in on_disk and now - entry.stat().st_mtime >= grace:
+        if release not in on_disk and now - entry.stat(follow_symlinks=False).st_mtime >= grace:
             os.unlink(entry.path)  # manifest of a release that never landed
     return removed
 
@@ -52,12 +57,13 @@ def releases_to_remove(
 
 
 def _on_disk(layout: Layout) -> dict[str, float]:
-    """release id -> folder mtime"""
-    return {entry.name: entry.stat().st_mtime for entry in os.scandir(layout.releases)}
+    """name -> mtime of everything in releases/ (a symlink's own, never its target's)."""
+    return {entry.name: entry.stat(follow_symlinks=False).st_mtime for entry in os.scandir(layout.releases)}
 
 
 def _doomed(
     layout: Layout, on_disk: dict[str, float], keep: int, grace: float, now: float, in_use: frozenset[str]
 ) -> list[str]:
     kept = releases_to_keep(layout.read_state(), on_disk, layout.live_release(), keep, grace, now)
-    return sorted(set(on_disk) - kept - in_use)
+    strays = {name for name in on_disk if not layout.has_release(name)}
+    return sorted((set(on_disk) - kept - in_use) | strays)

@@ -22,6 +22,7 @@ class Status:
     generation: int | None = None
     consecutive_failures: int = 0
     last_error: str | None = None
+    latest_refused: str | None = None  # why LATEST.json is not what is live (refused, older, ...)
 
 
 def write(path: Path, status: Status) -> None:
@@ -63,6 +64,8 @@ def judge(path: Path, max_age: float, now: float | None = None) -> tuple[bool, s
         if status.consecutive_failures
         else ""
     )
+    if status.latest_refused:
+        failing += f"; LATEST.json refused: {status.latest_refused}"
     if status.release is None:
         return True, f"healthy: no release published yet at {status.source}, polled {age:.0f}s ago{failing}"
     return True, (

@@ -2,14 +2,15 @@
 
 import hashlib
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from s3sync.beneath import Cursor, walk_files
 from s3sync.errors import VerificationError
-from s3sync.manifest import FileEntry
+from s3sync.manifest import FileEntry, Manifest
 
 CHUNK = 256 * 1024
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def new_hasher(entry: FileEntry):
@@ -20,15 +21,15 @@ def new_hasher(entry: FileEntry):
     return None  # multipart or encrypted ETag: only the size can be checked
 
 
-def write_verified(read: Callable[[int], bytes], dest: Path, entry: FileEntry) -> None:
-    """Create `dest` (read-only, must not exist) from `read`; delete it unless it verifies."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(dest, _CREATE, 0o444)
+def write_verified(read: Callable[[int], bytes], cursor: Cursor, entry: FileEntry) -> None:
+    """Create `entry.path` under the cursor's folder (read-only, must not exist) from `read`;
+    delete it unless it verifies."""
+    fd = cursor.create(entry.path)
     try:
         with os.fdopen(fd, "wb") as out:
             _copy_checked(read, out, entry)
     except BaseException:
-        dest.unlink(missing_ok=True)
+        cursor.unlink(entry.path)
         raise
 
 
@@ -52,10 +53,36 @@ def _copy_checked(read: Callable[[int], bytes], out, entry: FileEntry) -> None:
 
 def hash_file(path: Path) -> tuple[int, str]:
     """Size and sha256 of a local file."""
-    digest = hashlib.sha256()
+    return _digest(path, hashlib.sha256())
+
+
+def _digest(path: Path, hasher) -> tuple[int, str]:
     size = 0
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             size += len(chunk)
-            digest.update(chunk)
-    return size, digest.hexdigest()
+            hasher.update(chunk)
+    return size, hasher.hexdigest()
+
+
+def verify_tree(folder: Path, manifest: Manifest, progress: Callable[[], None] = lambda: None) -> None:
+    """`folder` holds exactly the manifest's files, byte for byte: no file more, none less,
+    no symlink or special file. Raises VerificationError naming the first difference."""
+    expected = manifest.by_path()
+    seen = 0
+    for rel, entry in walk_files(folder):
+        wanted = expected.get(rel)
+        if wanted is None:
+            raise VerificationError(f"{rel!r} is not in release {manifest.release}")
+        info = entry.stat(follow_symlinks=False)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != wanted.size:
+            raise VerificationError(
+                f"{rel!r} is not the {wanted.size}-byte file release {manifest.release} has"
+            )
+        hasher = new_hasher(wanted)
+        if hasher is not None and _digest(Path(entry.path), hasher)[1] != wanted.digest:
+            raise VerificationError(f"{rel!r} differs from release {manifest.release}")
+        seen += 1
+        progress()
+    if seen != len(expected):
+        raise VerificationError(f"{len(expected) - seen} files of release {manifest.release} are missing")

@@ -12,6 +12,9 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.support.hostile import GOOD, Bucket
+from tests.support.trees import cli, live_snapshot, staging_entries, write_tree
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -89,3 +92,83 @@ def bucket(s3, s3_server) -> str:
 @pytest.fixture
 def source(bucket) -> str:
     return f"s3://{bucket}/dags"
+
+
+def inventory(folder: Path, skip: Path) -> dict[str, tuple]:
+    """Every entry under `folder` but `skip`, never following a symlink: path -> what it is."""
+    found: dict[str, tuple] = {}
+    for top, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if Path(top) / d != skip]
+        for name in dirs + names:
+            path = Path(top) / name
+            info = path.lstat()
+            rel = path.relative_to(folder).as_posix()
+            if path.is_symlink():
+                found[rel] = ("link", os.readlink(path))
+            elif path.is_dir():
+                found[rel] = ("dir", info.st_mode)
+            else:
+                found[rel] = ("file", info.st_mode, path.read_bytes())
+    return found
+
+
+class Fence:
+    """ROOT, and beside it a sentinel folder that hostile symlinks point into."""
+
+    def __init__(self, base: Path):
+        self.base = base
+        self.root = base / "root"
+        self.outside = base / "outside"
+        self.outside.mkdir(parents=True)
+        (self.outside / "sentinel.txt").write_text("nothing may change here\n")
+        release_like = self.outside / ("0" * 20)
+        release_like.mkdir()
+        (release_like / "dag.py").write_text("planted = True\n")
+
+    def snapshot(self) -> dict[str, tuple]:
+        return inventory(self.base, skip=self.root)
+
+    def plant(self, rel: str, content: bytes | None = None) -> Path:
+        """Put a file (or, with no content, a folder) outside ROOT, as part of what must not change."""
+        path = self.outside / rel
+        if content is None:
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        self.baseline = self.snapshot()
+        return path
+
+
+@pytest.fixture
+def fence(tmp_path):
+    """A ROOT with a sentinel folder beside it; the test fails if anything outside ROOT changed."""
+    fence = Fence(tmp_path / "fence")
+    fence.baseline = fence.snapshot()
+    yield fence
+    assert fence.snapshot() == fence.baseline, "something was written outside ROOT"
+
+
+class LiveRoot:
+    """A fenced ROOT with a good release live, the raw bucket behind it, and checks."""
+
+    def __init__(self, fence: Fence, source: str, bucket):
+        self.fence, self.source, self.bucket = fence, source, bucket
+        self.target = fence.root
+        assert cli("publish", write_tree(fence.base.parent / "good", GOOD), source) == 0
+        assert cli("sync", "--once", "--source", source, "--target", self.target) == 0
+        self.link = os.readlink(self.target / "current")
+        self.release = self.link.rsplit("/", 1)[-1]
+        self.tree = live_snapshot(self.target)
+
+    def assert_untouched(self) -> None:
+        """The good release is still live, whole, and the only one."""
+        assert os.readlink(self.target / "current") == self.link
+        assert live_snapshot(self.target) == self.tree
+        assert staging_entries(self.target) == []
+        assert os.listdir(self.target / ".s3sync" / "releases") == [self.release]
+
+
+@pytest.fixture
+def live_root(fence, s3, bucket, source) -> LiveRoot:
+    return LiveRoot(fence, source, Bucket(s3, bucket))

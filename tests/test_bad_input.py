@@ -1,79 +1,34 @@
 """Bad input of every class: a clear error, the live tree untouched, nothing written outside ROOT."""
 
-import gzip
-import hashlib
-import io
 import json
-import os
 import tarfile
 
 import pytest
 
+from tests.support.hostile import entry_for, sha
 from tests.support.manifests import manifest_bytes
-from tests.support.trees import cli, live_snapshot, snapshot, staging_entries, write_tree
-
-GOOD = {"dag.py": "from airflow import DAG\n", "lib/util.py": "X = 1\n"}
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-class Bucket:
-    def __init__(self, s3, bucket: str):
-        self.s3, self.bucket = s3, bucket
-
-    def put_object(self, data: bytes, digest: str | None = None) -> str:
-        digest = digest or sha(data)
-        self.s3.put_object(Bucket=self.bucket, Key=f"dags/objects/sha256/{digest[:2]}/{digest}", Body=data)
-        return digest
-
-    def put_latest(self, raw: bytes) -> None:
-        self.s3.put_object(Bucket=self.bucket, Key="dags/LATEST.json", Body=raw)
-
-    def put_pack(self, release: str, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> None:
-        buffer = io.BytesIO()
-        with gzip.GzipFile(fileobj=buffer, mode="wb") as gz, tarfile.open(fileobj=gz, mode="w") as tar:
-            for info, data in members:
-                tar.addfile(info, io.BytesIO(data) if data is not None else None)
-        self.s3.put_object(Bucket=self.bucket, Key=f"dags/releases/{release}.tar.gz", Body=buffer.getvalue())
-
-
-@pytest.fixture
-def live(tmp_path, s3, bucket, source):
-    """A ROOT with a good release live, and a way to assert nothing changed."""
-    workdir = tmp_path / "work"
-    target = workdir / "root"
-    assert cli("publish", write_tree(tmp_path / "src", GOOD), source) == 0
-    assert cli("sync", "--once", "--source", source, "--target", target) == 0
-    before_link = os.readlink(target / "current")
-    before_tree = live_snapshot(target)
-    before_outside = sorted(p.name for p in workdir.iterdir())
-
-    def assert_untouched() -> None:
-        assert os.readlink(target / "current") == before_link
-        assert live_snapshot(target) == before_tree
-        assert staging_entries(target) == []
-        assert sorted(p.name for p in workdir.iterdir()) == before_outside
-        releases = os.listdir(target / ".s3sync" / "releases")
-        assert releases == [before_link.rsplit("/", 1)[-1]]
-
-    live.target, live.assert_untouched = target, assert_untouched
-    live.remote = Bucket(s3, bucket)
-    return live
+from tests.support.trees import cli, live_snapshot, snapshot, write_tree
 
 
 def sync_fails(source, target, capsys, *extra: str) -> str:
     capsys.readouterr()
-    code = cli("sync", "--once", "--source", source, "--target", target, "--timeout", "2", *extra)
+    code = cli(
+        "sync",
+        "--once",
+        "--source",
+        source,
+        "--target",
+        target,
+        "--timeout",
+        "2",
+        "--s3-retries",
+        "2",
+        *extra,
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert len(err) == 1 and err[0].startswith("s3sync: sync failed")
     return err[0]
-
-
-def entry_for(path: str, data: bytes) -> dict:
-    return {"path": path, "size": len(data), "sha256": sha(data)}
 
 
 @pytest.mark.parametrize(
@@ -86,22 +41,22 @@ def entry_for(path: str, data: bytes) -> dict:
         ("x\u0000.py", "NUL"),
     ],
 )
-def test_unsafe_manifest_paths(live, source, capsys, path, message):
+def test_unsafe_manifest_paths(live_root, source, capsys, path, message):
     data = b"evil = True\n"
-    live.remote.put_object(data)
-    live.remote.put_latest(manifest_bytes([entry_for(path, data)]))
-    assert message in sync_fails(source, live.target, capsys)
-    live.assert_untouched()
+    live_root.bucket.put_object(data)
+    live_root.bucket.put_latest(manifest_bytes([entry_for(path, data)]))
+    assert message in sync_fails(source, live_root.target, capsys)
+    live_root.assert_untouched()
 
 
 @pytest.mark.parametrize("paths", [["caf\u00e9.py", "cafe\u0301.py"], ["x.py", "X.py"], ["a", "a/b.py"]])
-def test_colliding_manifest_paths(live, source, capsys, paths):
+def test_colliding_manifest_paths(live_root, source, capsys, paths):
     data = b"x = 1\n"
-    live.remote.put_object(data)
-    live.remote.put_latest(manifest_bytes([entry_for(p, data) for p in paths]))
-    line = sync_fails(source, live.target, capsys)
+    live_root.bucket.put_object(data)
+    live_root.bucket.put_latest(manifest_bytes([entry_for(p, data) for p in paths]))
+    line = sync_fails(source, live_root.target, capsys)
     assert "collide after normalisation" in line or "needs it as a folder" in line
-    live.assert_untouched()
+    live_root.assert_untouched()
 
 
 @pytest.mark.parametrize(
@@ -117,73 +72,73 @@ def test_colliding_manifest_paths(live, source, capsys, paths):
         (manifest_bytes([{"path": "a.py", "size": "12", "sha256": "0" * 64}]), "size of 'a.py'"),
     ],
 )
-def test_malformed_manifests(live, source, capsys, raw, message):
-    live.remote.put_latest(raw)
-    assert message in sync_fails(source, live.target, capsys)
-    live.assert_untouched()
+def test_malformed_manifests(live_root, source, capsys, raw, message):
+    live_root.bucket.put_latest(raw)
+    assert message in sync_fails(source, live_root.target, capsys)
+    live_root.assert_untouched()
 
 
-def test_sha256_mismatch(live, source, capsys):
+def test_sha256_mismatch(live_root, source, capsys):
     claimed = b"print('reviewed')\n"
-    live.remote.put_object(b"print('tampered')\n", digest=sha(claimed))  # same size, other bytes
-    live.remote.put_latest(manifest_bytes([entry_for("dag.py", claimed)]))
-    assert "dag.py: sha256 mismatch" in sync_fails(source, live.target, capsys)
-    live.assert_untouched()
+    live_root.bucket.put_object(b"print('tampered')\n", digest=sha(claimed))  # same size, other bytes
+    live_root.bucket.put_latest(live_root.bucket.manifest([entry_for("dag.py", claimed)]))
+    assert "dag.py: sha256 mismatch" in sync_fails(source, live_root.target, capsys)
+    live_root.assert_untouched()
 
 
-def test_object_longer_or_shorter_than_the_manifest_says(live, source, capsys):
+def test_object_longer_or_shorter_than_the_manifest_says(live_root, source, capsys):
     data = b"0123456789"
-    digest = live.remote.put_object(data + b"extra", digest=sha(data))
-    live.remote.put_latest(manifest_bytes([{"path": "a.py", "size": 10, "sha256": digest}]))
-    assert "more than the 10 bytes" in sync_fails(source, live.target, capsys)
-    live.assert_untouched()
-    live.remote.put_object(data[:4], digest=digest)
-    assert "truncated, got 4 of 10 bytes" in sync_fails(source, live.target, capsys)
-    live.assert_untouched()
+    digest = live_root.bucket.put_object(data + b"extra", digest=sha(data))
+    live_root.bucket.put_latest(live_root.bucket.manifest([{"path": "a.py", "size": 10, "sha256": digest}]))
+    assert "more than the 10 bytes" in sync_fails(source, live_root.target, capsys)
+    live_root.assert_untouched()
+    live_root.bucket.put_object(data[:4], digest=digest)
+    assert "truncated, got 4 of 10 bytes" in sync_fails(source, live_root.target, capsys)
+    live_root.assert_untouched()
 
 
-def test_missing_object(live, source, capsys):
-    live.remote.put_latest(manifest_bytes([entry_for("never_uploaded.py", b"ghost")]))
-    assert "object missing for 'never_uploaded.py'" in sync_fails(source, live.target, capsys)
-    live.assert_untouched()
+def test_missing_object(live_root, source, capsys):
+    live_root.bucket.put_latest(live_root.bucket.manifest([entry_for("never_uploaded.py", b"ghost")]))
+    assert "object missing for 'never_uploaded.py'" in sync_fails(source, live_root.target, capsys)
+    live_root.assert_untouched()
 
 
-def test_limits(live, source, capsys):
+def test_limits(live_root, source, capsys):
     files = [entry_for(f"f{i}.py", f"{i}".encode()) for i in range(3)]
     for i in range(3):
-        live.remote.put_object(f"{i}".encode())
-    live.remote.put_latest(manifest_bytes(files))
-    assert "3 files, over the limit of 2" in sync_fails(source, live.target, capsys, "--max-files", "2")
+        live_root.bucket.put_object(f"{i}".encode())
+    live_root.bucket.put_latest(live_root.bucket.manifest(files))
+    assert "3 files, over the limit of 2" in sync_fails(source, live_root.target, capsys, "--max-files", "2")
     assert "3 bytes in files, over the limit of 2" in sync_fails(
-        source, live.target, capsys, "--max-bytes", "2"
+        source, live_root.target, capsys, "--max-bytes", "2"
     )
-    assert "over the 100 limit" in sync_fails(source, live.target, capsys, "--max-manifest-bytes", "100")
-    live.assert_untouched()
+    assert "over the 100 limit" in sync_fails(source, live_root.target, capsys, "--max-manifest-bytes", "100")
+    live_root.assert_untouched()
 
 
-def pack_case(live, members_for) -> dict[str, bytes]:
+def pack_case(live_root, members_for) -> dict[str, bytes]:
     """A 60-file release (big enough for the pack) whose pack is built by `members_for`."""
     files = {f"p/f{i:02d}.py": f"v = {i}\n".encode() for i in range(60)}
     entries = [entry_for(path, data) for path, data in files.items()]
     for data in files.values():
-        live.remote.put_object(data)
-    raw = manifest_bytes(entries)
+        live_root.bucket.put_object(data)
+    raw = live_root.bucket.manifest(entries)
     release = json.loads(raw)["release"]
-    live.remote.put_pack(release, members_for(files))
-    live.remote.put_latest(raw)
+    live_root.bucket.put_pack(release, members_for(files))
+    live_root.bucket.put_latest(raw)
     return files
 
 
-def assert_pack_given_up(live, source, capsys, files: dict[str, bytes], message: str) -> None:
+def assert_pack_given_up(live_root, source, capsys, files: dict[str, bytes], message: str) -> None:
     """The pack is refused with a warning; its files come as single verified objects instead."""
     capsys.readouterr()
-    assert cli("sync", "--once", "--source", source, "--target", live.target) == 0
+    assert cli("sync", "--once", "--source", source, "--target", live_root.target) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     warning = next(r["detail"] for r in records if r["event"].startswith("release pack given up"))
     assert message in warning and "damaged" in warning, warning
-    assert live_snapshot(live.target) == {path: sha(data) for path, data in files.items()}
-    assert not (live.target.parent / "escape.py").exists()
-    assert not any(p.is_symlink() for p in (live.target / "current").resolve().rglob("*"))
+    assert live_snapshot(live_root.target) == {path: sha(data) for path, data in files.items()}
+    assert not (live_root.target.parent / "escape.py").exists()
+    assert not any(p.is_symlink() for p in (live_root.target / "current").resolve().rglob("*"))
 
 
 def regular(path: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
@@ -210,49 +165,49 @@ def special(path: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo
         (lambda f: [regular(p, d.replace(b"=", b"+")) for p, d in f.items()], "sha256 mismatch"),
     ],
 )
-def test_hostile_packs(live, source, capsys, make_bad, message):
-    files = pack_case(live, make_bad)
-    assert_pack_given_up(live, source, capsys, files, message)
+def test_hostile_packs(live_root, source, capsys, make_bad, message):
+    files = pack_case(live_root, make_bad)
+    assert_pack_given_up(live_root, source, capsys, files, message)
 
 
-def test_corrupt_pack_bytes(live, s3, bucket, source, capsys):
-    files = pack_case(live, lambda f: [regular(p, d) for p, d in f.items()])
+def test_corrupt_pack_bytes(live_root, s3, bucket, source, capsys):
+    files = pack_case(live_root, lambda f: [regular(p, d) for p, d in f.items()])
     release = json.loads(s3.get_object(Bucket=bucket, Key="dags/LATEST.json")["Body"].read())["release"]
     s3.put_object(Bucket=bucket, Key=f"dags/releases/{release}.tar.gz", Body=b"\x1f\x8b not gzip at all")
-    assert_pack_given_up(live, source, capsys, files, "unsupported compression method")
+    assert_pack_given_up(live_root, source, capsys, files, "ompression method")
 
 
-def test_s3_errors_are_retried(live, tmp_path, source, s3_server):
+def test_s3_errors_are_retried(live_root, tmp_path, source, s3_server):
     write_tree(tmp_path / "src", {"dag.py": "v2\n"})
     assert cli("publish", tmp_path / "src", source) == 0
     s3_server.reset()
     s3_server.fault(method="GET", contains="/objects/", status=500, times=2)
     s3_server.fault(method="GET", contains="LATEST.json", status=503, times=1)
-    assert cli("sync", "--once", "--source", source, "--target", live.target) == 0
-    assert (live.target / "current" / "dag.py").read_text() == "v2\n"
+    assert cli("sync", "--once", "--source", source, "--target", live_root.target) == 0
+    assert (live_root.target / "current" / "dag.py").read_text() == "v2\n"
     statuses = [r[3] for r in s3_server.requests()]
     assert statuses.count(500) == 2 and statuses.count(503) == 1
 
 
-def test_truncated_bodies_and_timeouts_are_retried(live, tmp_path, source, s3_server):
+def test_truncated_bodies_and_timeouts_are_retried(live_root, tmp_path, source, s3_server):
     write_tree(tmp_path / "src", {"dag.py": "v2 " * 1000})
     assert cli("publish", tmp_path / "src", source) == 0
     s3_server.reset()
     s3_server.fault(method="GET", contains="/objects/", truncate=True, times=2)
     s3_server.fault(method="GET", contains="LATEST.json", delay=3, times=1)
-    assert cli("sync", "--once", "--source", source, "--target", live.target, "--s3-timeout", "1") == 0
-    assert (live.target / "current" / "dag.py").read_text() == "v2 " * 1000
+    assert cli("sync", "--once", "--source", source, "--target", live_root.target, "--s3-timeout", "1") == 0
+    assert (live_root.target / "current" / "dag.py").read_text() == "v2 " * 1000
     objects = [r for r in s3_server.requests() if "/objects/" in r[1]]
     assert len(objects) == 3
 
 
-def test_s3_down_keeps_last_good_release(live, tmp_path, source, s3_server, capsys):
+def test_s3_down_keeps_last_good_release(live_root, tmp_path, source, s3_server, capsys):
     write_tree(tmp_path / "src", {"dag.py": "v2\n"})
     assert cli("publish", tmp_path / "src", source) == 0
     s3_server.fault(method="GET", contains="/objects/", status=500, times=10_000)
-    line = sync_fails(source, live.target, capsys, "--s3-retries", "2")
+    line = sync_fails(source, live_root.target, capsys, "--s3-retries", "2")
     assert "InternalError" in line
-    live.assert_untouched()
+    live_root.assert_untouched()
     s3_server.reset()
 
 

@@ -166,12 +166,15 @@ def test_current_never_moves_backwards(tmp_path, source):
     assert (target / "current" / "a.py").read_text() == "v2"
 
 
-def test_a_prefix_emptied_and_published_again_is_followed(tmp_path, s3, bucket, source):
-    """A new history of LATEST.json (new lineage) restarts at generation 1 and still goes live;
-    e.g. a local S3 that forgot everything while the DAG volume kept generation 3."""
+def test_a_prefix_emptied_and_published_again_is_followed_when_any_lineage_is_adopted(
+    tmp_path, s3, bucket, source
+):
+    """A new history of LATEST.json (new lineage) restarts at generation 1 and goes live with
+    --adopt-lineage any; e.g. a local S3 that forgot everything while the DAG volume kept
+    generation 3 (compose runs its sidecar so). Without it, see test_rollback_rule.py."""
     src = write_tree(tmp_path / "src", {"a.py": "v1"})
     target = tmp_path / "root"
-    syncer = make_syncer(source, target)
+    syncer = make_syncer(source, target, adopt_lineage="any")
     for version in ("v1", "v2", "v3"):
         (src / "a.py").write_text(version)
         publish(source, src)

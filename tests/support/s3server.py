@@ -7,7 +7,7 @@ the client) and can inject faults. Control endpoints, never counted:
                                "bytes_in": request bodies, "bytes_out": response bodies}
     POST /_test/reset      -> forget the counted requests and faults
     POST /_test/faults     <- {"method": "GET", "contains": "objects/", "times": 3,
-                               "status": 500 | "delay": 2.5 | "truncate": true}
+                               "status": 500 | "delay": 2.5 | "truncate": true | "trickle": 8}
 
 Run: python tests/support/s3server.py --port 0 --ready-file FILE (FILE receives the port).
 """
@@ -69,7 +69,18 @@ class Recorder:
         result = self.app(environ, recording_start)
         if fault and fault.get("truncate"):
             return self.truncated(result)
+        if fault and fault.get("trickle"):
+            return self.trickled(result, fault["trickle"])
         return result
+
+    @staticmethod
+    def trickled(result, seconds: float, pieces: int = 40):
+        """The whole body, but spread over `seconds` in `pieces` (a slow link)."""
+        body = b"".join(result)
+        step = max(1, -(-len(body) // pieces))
+        for start in range(0, len(body), step):
+            yield body[start : start + step]
+            time.sleep(seconds / pieces)
 
     @staticmethod
     def truncated(result):

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,6 +39,14 @@ def tree_digests(files: dict[str, bytes | str]) -> dict[str, str]:
 
 def cli(*args: str) -> int:
     return main([str(a) for a in args])
+
+
+def cli_said(capsys, *args: str) -> tuple[int, str]:
+    """Run the CLI in this process: (exit code, all it printed, logs included)."""
+    capsys.readouterr()
+    code = cli(*args)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
 
 
 def cli_process(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -113,3 +122,44 @@ def stop_sidecar(process: subprocess.Popen) -> str:
 def sidecar_errors(process: subprocess.Popen) -> str:
     with open(f"{process.status_file}.err") as err:
         return err.read()
+
+
+_MEASURED = """
+import atexit, runpy, sys
+peak_file = sys.argv.pop(1)
+def report():
+    with open("/proc/self/status") as status, open(peak_file, "w") as out:
+        out.write(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+atexit.register(report)
+sys.argv[0] = "s3sync"
+runpy.run_module("s3sync", run_name="__main__", alter_sys=True)
+"""
+
+
+def measured_run(
+    *args: str, env: dict | None = None, timeout: float = 120
+) -> tuple[int, str, str, float, float]:
+    """Run `python -m s3sync ARGS`: (exit code, stdout, stderr, seconds, peak RSS in MB).
+
+    The peak is the process's own VmHWM, read as it exits: rusage's ru_maxrss would carry the
+    forking test process's peak over into the child."""
+    with tempfile.TemporaryDirectory() as scratch:
+        peak_file = Path(scratch) / "peak"
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-c", _MEASURED, str(peak_file), *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
+        seconds = time.monotonic() - started
+        peak = int(peak_file.read_text()) / 1024 if peak_file.exists() else float("nan")
+    return done.returncode, done.stdout, done.stderr, seconds, peak
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The highest resident set size a running process has had, in MB."""
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
