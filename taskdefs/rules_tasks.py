@@ -126,6 +126,21 @@ def _words(words) -> list[str]:
 
 
 @rule(
+    "sidecar-rollback-rule",
+    "no container sets S3SYNC_ADOPT_LINEAGE=any: a bucket write alone could then roll the DAGs back",
+)
+def sidecar_rollback_rule(inputs: Inputs):
+    for path, _, container in _containers(inputs):
+        for variable in container.get("environment", []) or []:
+            if variable.get("name") == "S3SYNC_ADOPT_LINEAGE" and str(variable.get("value")).strip() == "any":
+                message = (
+                    f"container {container.get('name')}: S3SYNC_ADOPT_LINEAGE=any follows every new history "
+                    "of LATEST.json; adopt one lineage by its id, or use s3sync rollback"
+                )
+                yield path, message
+
+
+@rule(
     "no-environment-files", "no container reads `environmentFiles`: plain files, not secrets; use `secrets`"
 )
 def no_environment_files(inputs: Inputs):

@@ -97,6 +97,14 @@ FAILING = {
             ),
         ),
     ],
+    "sidecar-rollback-rule": [
+        edit(
+            "scheduler.task-definition.json",
+            lambda t: container("dags-sync")(t)["environment"].append(
+                {"name": "S3SYNC_ADOPT_LINEAGE", "value": "any"}
+            ),
+        ),
+    ],
     "no-environment-files": [
         edit(
             "worker.task-definition.json",
