@@ -99,10 +99,9 @@ def _member_block(path: str, data: bytes) -> bytes:
 def pack_repeating_a_known_path(bucket: Bucket, repeats: int = 200_000) -> bytes:
     """A legitimate 60-file release whose pack repeats one known member `repeats` times
     (a few hundred KB compressed, about `repeats` KB of tar)."""
-    files = many_files(60, "repeats")
-    raw, release = put_release(bucket, files, pack_bytes=1)
-    bucket.put_pack_bytes(release, _repeating_pack(*next(iter(sorted(files.items()))), repeats))
-    return raw
+    return _release_with_a_hostile_pack(
+        bucket, "repeats", lambda path, data: _repeating_pack(path, data, repeats)
+    )
 
 
 @functools.cache
@@ -113,9 +112,15 @@ def _repeating_pack(path: str, data: bytes, repeats: int) -> bytes:
 def pack_with_a_huge_pax_header(bucket: Bucket, header_bytes: int = 256 * 1024**2) -> bytes:
     """A legitimate release whose pack starts with a PAX extended header of `header_bytes`
     (zeros, so it compresses to almost nothing): tarfile reads a PAX header whole."""
-    files = many_files(60, "pax")
+    return _release_with_a_hostile_pack(bucket, "pax", lambda path, data: _pax_pack(path, data, header_bytes))
+
+
+def _release_with_a_hostile_pack(bucket: Bucket, folder: str, pack) -> bytes:
+    """60 good files under `folder`, and a pack made by `pack(first path, its bytes)`; the
+    manifest says the pack is tiny, so the sidecar takes it."""
+    files = many_files(60, folder)
     raw, release = put_release(bucket, files, pack_bytes=1)
-    bucket.put_pack_bytes(release, _pax_pack(*next(iter(sorted(files.items()))), header_bytes))
+    bucket.put_pack_bytes(release, pack(*next(iter(sorted(files.items())))))
     return raw
 
 
