@@ -17,6 +17,16 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_REMOVE_DEPTH = 512  # deeper trees are refused rather than held open level by level
 
 
+def open_regular(path: Path):
+    """A regular file opened for reading in binary, never through a final symlink, and
+    never blocking on a FIFO planted in its place."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
 def open_folder(parent: int, name: str, create: bool = False) -> int:
     """The descriptor of folder `name` under `parent`; made first when `create` and missing."""
     try:

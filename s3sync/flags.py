@@ -108,7 +108,7 @@ COMMON = (
         "--max-manifest-bytes",
         "S3SYNC_MAX_MANIFEST_BYTES",
         "refuse larger manifests",
-        str(32 * 1024**2),
+        str(16 * 1024**2),
         POSITIVE_INT,
     ),
     Flag(

@@ -34,7 +34,7 @@ META = ".s3sync"
 STATE_FOLDERS = ("releases", "manifests", "staging", "trash")
 HISTORY_LENGTH = 50
 MAX_STATE_BYTES = 1024**2
-_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a planted FIFO must not block
 
 
 @dataclass

@@ -42,7 +42,7 @@ MAX_META_DEPTH = 16
 class Limits:
     max_files: int = 100_000
     max_bytes: int = 10 * 1024**3
-    max_manifest_bytes: int = 32 * 1024**2
+    max_manifest_bytes: int = 16 * 1024**2  # 100,000 files with 60-byte paths take 13 MB
     max_path_depth: int = 64
 
     @property
@@ -94,7 +94,7 @@ class Manifest:
             "files": [entry.to_json() for entry in self.files],
             "meta": self.meta,
         }
-        return json.dumps(document, indent=1, sort_keys=True).encode()
+        return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
 
 
 def release_id(files: tuple[FileEntry, ...] | list[FileEntry]) -> str:
@@ -210,7 +210,7 @@ def _depth(value: object) -> int:
         deepest = max(deepest, depth)
         if deepest > MAX_META_DEPTH:
             return deepest
-        pending.extend((child, depth + 1) for child in children)
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return deepest
 
 

@@ -7,7 +7,7 @@ started on this way, on the task's local disk.
 
 from pathlib import Path
 
-from s3sync.beneath import Beneath
+from s3sync.beneath import Beneath, open_regular
 from s3sync.errors import VerificationError
 from s3sync.layout import Layout
 from s3sync.manifest import Limits
@@ -28,13 +28,22 @@ def copy_from_root(layout: Layout, release: str, dest: Path, limits: Limits) -> 
     try:
         with Beneath.open(dest) as out, out.cursor() as cursor:
             for entry in manifest.files:
-                with open(folder / entry.path, "rb") as source:
+                with _kept_file(folder / entry.path) as source:
                     write_verified(source.read, cursor, entry)
     except FileNotFoundError:
         return False
     except VerificationError as exc:
         raise VerificationError(f"release {release} under {layout.root} is damaged: {exc}") from None
     return True
+
+
+def _kept_file(path: Path):
+    try:
+        return open_regular(path)
+    except FileNotFoundError:
+        raise
+    except OSError:  # a symlink or a FIFO where the file was
+        raise VerificationError(f"{path} is not a regular file") from None
 
 
 def fetch_from_source(remote: Remote, release: str, dest: Path, settings: PullSettings) -> None:

@@ -211,14 +211,13 @@ def get_manifest(
         response = client.get_object(
             Bucket=location.bucket, Key=key, ChecksumMode="ENABLED", **(conditions or {})
         )
-        length = response.get("ContentLength", 0)
-        if length > limits.max_manifest_bytes:
-            response["Body"].close()
-            raise ManifestError(
-                f"{url}: manifest is {length} bytes, over the {limits.max_manifest_bytes} limit",
-                etag=response.get("ETag"),
-            )
-        raw = response["Body"].read()
+        body, limit = response["Body"], limits.max_manifest_bytes
+        claimed = response.get("ContentLength", 0)
+        raw = b"" if claimed > limit else body.read(limit + 1)  # never past the limit, whatever is claimed
+        if claimed > limit or len(raw) > limit:
+            body.close()
+            raise ManifestError(f"{url}: manifest is over the {limit} limit", etag=response.get("ETag"))
+        body.read()  # reaching the end makes botocore check the stored SHA-256
     except BotoCoreError as exc:
         raise transient(f"GET {url}", exc) from None
     try:

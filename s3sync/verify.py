@@ -6,7 +6,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from s3sync.beneath import Cursor, walk_files
+from s3sync.beneath import Cursor, open_regular, walk_files
 from s3sync.errors import VerificationError
 from s3sync.manifest import FileEntry, Manifest
 
@@ -58,7 +58,7 @@ def hash_file(path: Path) -> tuple[int, str]:
 
 def _digest(path: Path, hasher) -> tuple[int, str]:
     size = 0
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         while chunk := f.read(CHUNK):
             size += len(chunk)
             hasher.update(chunk)

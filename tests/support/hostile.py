@@ -14,6 +14,7 @@ import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from s3sync.manifest import Limits
 from tests.support.manifests import manifest_bytes
 
 GOOD = {"dag.py": "from airflow import DAG\n", "lib/util.py": "X = 1\n"}
@@ -152,6 +153,19 @@ def manifest_of_many_tiny_values(count: int = 3_000_000) -> bytes:
     return head + b",".join([b"[]"] * count) + b"]}"
 
 
+def manifest_at_every_limit(bucket: Bucket) -> bytes:
+    """A valid one-file manifest just under the manifest size limit whose meta holds as many
+    distinct short strings as the JSON value budget allows: the most a manifest can cost to
+    parse and keep."""
+    data = b"fat = True\n"
+    bucket.put_object(data)
+    limits = Limits()
+    count = limits.max_json_values - 100
+    width = (limits.max_manifest_bytes - 4096) // count - 4  # each string: quotes, a comma, a space
+    strings = [f"{i:0{width}d}" for i in range(count)]
+    return bucket.manifest([entry_for("fat.py", data)], meta={"strings": strings})
+
+
 # -- exceptions that are not the sidecar's own --------------------------------------------------
 
 
@@ -160,7 +174,11 @@ def deeply_nested_json(depth: int = 100_000) -> bytes:
 
 
 def nested_files_entry(depth: int = 50_000) -> bytes:
-    return b'{"format": "s3sync/v1", "generation": 1, "files": [' + b"{" * 1 + b"[" * depth + b"}]}"
+    """A file entry with an extra field nested 50,000 lists deep."""
+    entry = (
+        b'{"path": "a.py", "size": 1, "sha256": "' + b"0" * 64 + b'", "extra": ' + b"[" * depth + b"]" * depth
+    )
+    return b'{"format": "s3sync/v1", "generation": 1, "files": [' + entry + b"}]}"
 
 
 def manifest_with_a_lone_surrogate() -> bytes:
@@ -203,6 +221,7 @@ HOSTILE = (
     Hostile("pack with a huge PAX header", pack_with_a_huge_pax_header),
     Hostile("deep paths", lambda bucket: manifest_with_deep_paths()),
     Hostile("millions of tiny values", lambda bucket: manifest_of_many_tiny_values()),
+    Hostile("a manifest at every limit", manifest_at_every_limit),
     Hostile("deeply nested JSON", lambda bucket: deeply_nested_json()),
     Hostile("nested file entry", lambda bucket: nested_files_entry()),
     Hostile("lone surrogate in a path", lambda bucket: manifest_with_a_lone_surrogate()),
