@@ -83,7 +83,7 @@ def test_a_manifest_damaged_in_transit_is_never_believed(tmp_path, source, proxy
     releases.publish(1, numbered_tree(1))
     assert sync_once(source, target, proxy).returncode == 0
     second = releases.publish(2, numbered_tree(2))
-    proxy.force("edit", "LATEST.json", edit=(b'"generation": 2', b'"generation": 9'))
+    proxy.force("edit", "LATEST.json", edit=(b'"generation":2', b'"generation":9'))
     synced = sync_once(source, target, proxy)
     assert synced.returncode == 0, synced.stderr
     assert "Expected checksum" in synced.stdout  # botocore's FlexibleChecksumError, then a retry
@@ -188,6 +188,7 @@ def test_twenty_percent_faults_over_a_hundred_publishes(tmp_path, source, proxy)
     assert sidecar.returncode == 0, sidecar_errors(sidecar)
     logs, metrics = log_records(out)
     failures = [r for r in logs if r["event"] == "sync failed"]
+    refusals = [r for r in logs if r["event"] == "release refused"]  # bytes still wrong after every retry
     swaps = [r for r in logs if r["event"] == "release live"]
     packs_given_up = [r for r in logs if r["event"].startswith("release pack given up")]
     requests = sum(faulty.values())
@@ -195,7 +196,8 @@ def test_twenty_percent_faults_over_a_hundred_publishes(tmp_path, source, proxy)
     print(
         f"publishes=100 (rollbacks {rollbacks}) requests={requests} faults={faults} "
         f"({100 * faults / requests:.1f}%: {', '.join(f'{k} {faulty.get(k, 0)}' for k in KINDS)}) "
-        f"sync_failures={len(failures)} swaps={len(swaps)} packs_given_up={len(packs_given_up)} "
+        f"sync_failures={len(failures)} refusals={len(refusals)} swaps={len(swaps)} "
+        f"packs_given_up={len(packs_given_up)} "
         f"reads={len(watcher.seen)} wrong_reads={watcher.bad_passes} converged_in={converged:.1f}s"
     )
     assert watcher.bad_passes == 0 and len(watcher.seen) > 100  # no wrong byte was ever live
@@ -203,8 +205,9 @@ def test_twenty_percent_faults_over_a_hundred_publishes(tmp_path, source, proxy)
     assert read_tree(target) == releases.by_number[101] and staging_entries(target) == []
     assert all(a < b for a, b in itertools.pairwise(generations_live(target)))
     assert len(swaps) >= 20  # it kept making progress under faults
-    assert failures and sum(m["SyncFailures"] for m in metrics if "SyncFailures" in m) == len(failures)
-    assert any("polls failed" in line for line in health_lines)
+    failed_polls = len(failures) + len(refusals)
+    assert failed_polls and sum(m["SyncFailures"] for m in metrics if "SyncFailures" in m) == failed_polls
+    assert any("polls failed" in line or "refused" in line for line in health_lines)
     assert cold.returncode == 0, cold.stderr
     assert read_tree(tmp_path / "cold") == releases.by_number[101]
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.support.hostile import HOSTILE, sha
 from tests.support.trees import (
     cli,
@@ -18,6 +20,8 @@ from tests.support.trees import (
     wait_for,
     write_tree,
 )
+
+pytestmark = pytest.mark.slow
 
 PROBE_INTERVAL = 30  # seconds: the sidecar's ECS health check (config/ecs/containers/dags-sync.json)
 RSS_LIMIT_MB = 200

@@ -40,7 +40,7 @@ def one_line_failure(code: int, err: str) -> str:
 
 
 def test_a_pack_repeating_a_known_path_is_given_up_at_once(live_root):
-    live_root.bucket.put_latest(hostile.pack_repeating_a_known_path(live_root.bucket))
+    live_root.bucket.put_latest(hostile.pack_repeating_a_known_path(live_root.bucket, repeats=100_000))
     code, out, err, seconds, peak = sync_once(live_root)
     assert code == 0, err
     assert seconds < 15 and peak < PEAK_MB, (seconds, peak)
@@ -50,7 +50,9 @@ def test_a_pack_repeating_a_known_path_is_given_up_at_once(live_root):
 
 
 def test_a_huge_pax_header_in_a_pack_is_never_held_in_memory(live_root):
-    live_root.bucket.put_latest(hostile.pack_with_a_huge_pax_header(live_root.bucket))
+    live_root.bucket.put_latest(
+        hostile.pack_with_a_huge_pax_header(live_root.bucket, header_bytes=128 * 1024**2)
+    )
     code, _out, err, _seconds, peak = sync_once(live_root)
     assert code == 0, err
     files = hostile.many_files(60, "pax")
@@ -84,7 +86,7 @@ def test_the_cheap_checks_come_first(live_root):
     live_root.assert_untouched()
 
 
-@pytest.mark.parametrize("count", [1_000, 4_000])
+@pytest.mark.parametrize("count", [1_000, 2_000])
 def test_path_checks_are_linear_even_with_a_raised_depth_limit(count):
     """2,000-folder paths cost what their bytes cost: no per-folder rescans of the path."""
     raw = hostile.manifest_with_deep_paths(count=count, depth=2_000)
@@ -95,6 +97,7 @@ def test_path_checks_are_linear_even_with_a_raised_depth_limit(count):
     assert seconds < count / 1_000, seconds  # was ~13 ms a path
 
 
+@pytest.mark.slow
 def test_the_heartbeat_beats_while_a_slow_pack_is_unpacked(live_root, s3_server, tmp_path):
     status_file = tmp_path / "status.json"
     sidecar = start_sidecar(live_root.source, live_root.target, status_file, "--interval", "0.5")
