@@ -12,7 +12,7 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+DIR_FLAGS = _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_REMOVE_DEPTH = 512  # deeper trees are refused rather than held open level by level
 
@@ -83,6 +83,10 @@ class Cursor:
         folder, name = _split(rel)
         os.link(source, name, dst_dir_fd=self.folder(folder), follow_symlinks=False)
 
+    def lstat(self, rel: str) -> os.stat_result:
+        folder, name = _split(rel)
+        return os.stat(name, dir_fd=self.folder(folder), follow_symlinks=False)
+
     def unlink(self, rel: str) -> None:
         folder, name = _split(rel)
         with contextlib.suppress(FileNotFoundError):
@@ -139,10 +143,10 @@ def remove_tree(parent: int, name: str, progress: Callable[[], None] = lambda: N
     the walk is iterative (depth costs no recursion) and keeps one descriptor per level."""
     try:
         info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        if not stat.S_ISDIR(info.st_mode):
+            os.unlink(name, dir_fd=parent)
+            return
     except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(info.st_mode):
-        os.unlink(name, dir_fd=parent)
         return
     stack: list[tuple[int, str, int, list[str]]] = []  # (parent fd, name, own fd, subfolders left)
     stack.append((parent, name, os.open(name, _DIR, dir_fd=parent), []))

@@ -97,6 +97,8 @@ def _gc(args) -> int:
             doomed = releases_to_remove(layout, args.keep, args.grace, time.time(), in_use)
         else:
             doomed = prune(layout, args.keep, args.grace, time.time(), in_use)
+    if not args.dry_run:
+        layout.sweep_trash(workers=args.fs_concurrency)
     for release in doomed:
         print(f"{'would remove' if args.dry_run else 'removed'} {release}")
     kept = sorted({entry.name for entry in layout.releases.iterdir()} - set(doomed))
@@ -196,7 +198,13 @@ def _pull(args, client, location: S3Location, limits: Limits) -> int:
     log = logs.get_logger(source=str(location), target=str(args.target))
     remote = Remote(client, location, limits, args.mode, download_attempts=args.s3_retries)
     settings = PullSettings(
-        limits, args.concurrency, args.request_cost, args.keep, args.grace, args.adopt_lineage
+        limits,
+        args.concurrency,
+        args.request_cost,
+        args.keep,
+        args.grace,
+        args.adopt_lineage,
+        args.fs_concurrency,
     )
     layout = Layout(args.target, lock_timeout=args.lock_timeout)
     syncer = Syncer(remote, layout, settings, args.release, log, _in_use_hook(args))

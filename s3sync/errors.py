@@ -46,6 +46,10 @@ class NoRelease(TransientError):
     """The source has nothing published yet."""
 
 
+class Busy(TransientError):
+    """Another sidecar on the same ROOT is making this release; it will be live shortly."""
+
+
 class PublishConflict(S3SyncError):
     """Another publisher moved LATEST.json while this one was publishing."""
 

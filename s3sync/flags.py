@@ -96,6 +96,14 @@ COMMON = (
     Flag("--s3-timeout", "S3SYNC_S3_TIMEOUT", "seconds for each S3 connect and read", "10", POSITIVE_FLOAT),
     Flag("--s3-retries", "S3SYNC_S3_RETRIES", "attempts per S3 request, with backoff", "5", POSITIVE_INT),
     Flag("--concurrency", "S3SYNC_CONCURRENCY", "parallel S3 transfers", "16", POSITIVE_INT),
+    Flag(
+        "--fs-concurrency",
+        "S3SYNC_FS_CONCURRENCY",
+        "file-system changes (links, creations, deletions) at once, folders side by side: "
+        "on EFS each is a network round trip",
+        "32",
+        POSITIVE_INT,
+    ),
     Flag("--max-files", "S3SYNC_MAX_FILES", "refuse releases with more files", "100000", POSITIVE_INT),
     Flag(
         "--max-bytes",

@@ -24,10 +24,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from s3sync.beneath import DIR_FLAGS as _DIR
 from s3sync.beneath import Beneath, remove_tree
-from s3sync.errors import BadInput
+from s3sync.errors import BadInput, Busy
 from s3sync.locking import FileLock, try_lock
 from s3sync.manifest import RELEASE_ID, Limits, Manifest, parse
+from s3sync.parallel import run_per_folder
 
 CURRENT = "current"
 META = ".s3sync"
@@ -247,19 +249,41 @@ class Layout:
             yield folder
         finally:
             folder.close()
-            with contextlib.suppress(OSError), Beneath.open(self.root, f"{META}/staging") as parent:
-                remove_tree(parent.fd, name)
+            with (  # a staging folder that did not become a release: swept with the trash
+                contextlib.suppress(OSError),
+                Beneath.open(self.root, f"{META}/staging") as staging,
+                Beneath.open(self.root, f"{META}/trash") as trash,
+            ):
+                os.rename(name, _trash_name(name), src_dir_fd=staging.fd, dst_dir_fd=trash.fd)
             (self.staging / f"{name}.lock").unlink(missing_ok=True)
             lock.release()
 
-    def remove_orphans(self, progress: Callable[[], None] = lambda: None) -> list[str]:
-        """Delete staging folders whose owner died (their lock is free), anything else left in
-        staging that is not a folder with a lock, and leftover trash.
+    @contextlib.contextmanager
+    def building(self, release: str):
+        """Held while this process makes `release`, so N sidecars on one ROOT make it once: the
+        others get Busy and find it live on a later poll."""
+        claim = self.staging / f"{release}.build.lock"
+        fd = try_lock(claim, create=True)
+        if fd is None:
+            raise Busy(f"release {release} is being made by another sidecar on {self.root}")
+        try:
+            yield
+        finally:
+            claim.unlink(missing_ok=True)
+            os.close(fd)
+
+    def remove_orphans(self) -> list[str]:
+        """Move staging folders whose owner died (their lock is free) to the trash, and remove
+        what is neither such a folder nor a lock (a symlink, a stray file) from staging and
+        the trash. Folders in the trash are deleted by sweep_trash(), outside the ROOT lock.
 
         Call with the ROOT lock held.
         """
         removed = []
-        with Beneath.open(self.root, f"{META}/staging") as staging:
+        with (
+            Beneath.open(self.root, f"{META}/staging") as staging,
+            Beneath.open(self.root, f"{META}/trash") as trash,
+        ):
             for entry in sorted(os.scandir(staging.fd), key=lambda e: e.name):
                 name = entry.name.removesuffix(".lock")
                 if name.startswith(f"{self.owner}-"):
@@ -274,24 +298,56 @@ class Layout:
                 fd = try_lock(lock_file) if entry.name != name else None
                 if entry.name != name and fd is None and lock_file.exists():
                     continue  # a live owner holds it
-                remove_tree(staging.fd, name, progress)
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(name, _trash_name(name), src_dir_fd=staging.fd, dst_dir_fd=trash.fd)
                 lock_file.unlink(missing_ok=True)
                 if fd is not None:
                     os.close(fd)
                 removed.append(name)
-        with Beneath.open(self.root, f"{META}/trash") as trash:
             for entry in os.scandir(trash.fd):
-                remove_tree(trash.fd, entry.name, progress)
+                if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
+                    remove_tree(trash.fd, entry.name)
         return removed
 
-    def discard_release(self, release: str, progress: Callable[[], None] = lambda: None) -> None:
-        """Unlink a release from releases/ at once, then delete it at leisure."""
-        doomed = f"{release}-{secrets.token_hex(4)}"
+    def discard_release(self, release: str) -> None:
+        """Unlink a release from releases/ at once; sweep_trash() deletes it at leisure."""
         with (
             Beneath.open(self.root, f"{META}/releases") as releases,
             Beneath.open(self.root, f"{META}/trash") as trash,
         ):
             with contextlib.suppress(FileNotFoundError):
-                os.rename(release, doomed, src_dir_fd=releases.fd, dst_dir_fd=trash.fd)
+                os.rename(release, _trash_name(release), src_dir_fd=releases.fd, dst_dir_fd=trash.fd)
             (self.manifests / f"{release}.json").unlink(missing_ok=True)
-            remove_tree(trash.fd, doomed, progress)
+
+    def sweep_trash(self, workers: int = 1, progress: Callable[[], None] = lambda: None) -> int:
+        """Delete what is in the trash, folders side by side, without the ROOT lock (nothing
+        refers to the trash). One sidecar on a ROOT sweeps at a time; the others return at once.
+        Returns how many trash entries were deleted."""
+        fd = try_lock(self.meta / "sweep.lock", create=True)
+        if fd is None:
+            return 0
+        try:
+            with Beneath.open(self.root, f"{META}/trash") as trash:
+                doomed = [entry.name for entry in os.scandir(trash.fd)]
+                for name in doomed:
+                    _remove_in_parallel(trash, name, workers, progress)
+            return len(doomed)
+        finally:
+            os.close(fd)
+
+
+def _trash_name(name: str) -> str:
+    return f"{name}-{secrets.token_hex(4)}"
+
+
+def _remove_in_parallel(parent: Beneath, name: str, workers: int, progress: Callable[[], None]) -> None:
+    """remove_tree(), with the subfolders of `name` deleted side by side first."""
+    try:
+        top = Beneath(parent.path / name, os.open(name, _DIR, dir_fd=parent.fd))
+    except (FileNotFoundError, NotADirectoryError, OSError):
+        remove_tree(parent.fd, name, progress)
+        return
+    with top:
+        subfolders = [[e.name] for e in os.scandir(top.fd) if e.is_dir(follow_symlinks=False)]
+        run_per_folder(subfolders, lambda group: remove_tree(top.fd, group[0], progress), workers)
+    remove_tree(parent.fd, name, progress)

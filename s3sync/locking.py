@@ -60,10 +60,11 @@ class FileLock:
         self.release()
 
 
-def try_lock(path: Path) -> int | None:
-    """Take the lock without waiting; return the descriptor holding it, or None if held."""
+def try_lock(path: Path, create: bool = False) -> int | None:
+    """Take the lock without waiting; return the descriptor holding it, or None if it is held
+    (or, unless `create`, missing)."""
     try:
-        fd = os.open(path, _OPEN)
+        fd = open_lock_file(path) if create else os.open(path, _OPEN)
     except OSError:  # missing, or a symlink
         return None
     try:

@@ -12,12 +12,10 @@ import tarfile
 from collections.abc import Callable, Iterable
 from typing import BinaryIO
 
-from s3sync.beneath import Cursor
 from s3sync.errors import VerificationError
 from s3sync.localtree import LocalFile, read_unchanged
 from s3sync.manifest import FileEntry, Manifest
 from s3sync.safepath import check_relative_path, shown
-from s3sync.verify import write_verified
 
 HEADER_ALLOWANCE = 64 * 1024  # a member's headers (PAX for long names) and tarfile's read-ahead
 
@@ -65,12 +63,11 @@ def extract_pack(
     stream: BinaryIO,
     manifest: Manifest,
     wanted: dict[str, FileEntry],
-    cursor: Cursor,
-    written: set[str],
+    write: Callable[[FileEntry, Callable[[int], bytes]], None],
     progress: Callable[[], None] = lambda: None,
 ) -> None:
-    """Write the wanted members under the cursor, verified, adding each path to `written` as
-    it lands: when the pack breaks off half way, `written` still says what verified."""
+    """Hand each wanted member to `write(entry, read)`, which writes and verifies it. Every
+    member is checked first: a regular file the manifest names, of its size, in its order."""
     known = manifest.by_path()
     unpacked = _Allowance(gzip.GzipFile(fileobj=stream, mode="rb"))
     previous = ""
@@ -83,9 +80,8 @@ def extract_pack(
             previous = entry.path
             unpacked.grant(member.size)
             progress()
-            if entry.path in wanted and entry.path not in written:
-                write_verified(tar.extractfile(member).read, cursor, entry)
-                written.add(entry.path)
+            if entry.path in wanted:
+                write(entry, tar.extractfile(member).read)
 
 
 def _checked_member(member: tarfile.TarInfo, known: dict[str, FileEntry]) -> FileEntry:

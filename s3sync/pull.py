@@ -32,6 +32,8 @@ from s3sync.errors import S3SyncError, TargetError, TransientError, Verification
 from s3sync.layout import HISTORY_LENGTH, Layout, LiveRecord, State
 from s3sync.manifest import FileEntry, Limits, Manifest
 from s3sync.pack import extract_pack
+from s3sync.packwriter import FolderWriter
+from s3sync.parallel import per_folder, run_per_folder
 from s3sync.remote import Fetched, Remote
 from s3sync.verify import verify_tree
 
@@ -46,6 +48,7 @@ class PullSettings:
     keep: int = 3
     grace: float = 600.0
     adopt_lineage: str | None = None  # a history of LATEST.json to follow into (ANY_LINEAGE: any)
+    fs_concurrency: int = 32  # file-system changes at once (s3sync.parallel)
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,7 @@ def _apply(
     verdict = judge(layout.read_state(), fetched, pinned, settings.adopt_lineage)
     if verdict != "newer":
         return Outcome(verdict, manifest.release, manifest.generation, history=history(fetched.source_id))
-    if kept_and_intact(layout, manifest, progress):
+    if kept_and_intact(layout, manifest, progress, settings.fs_concurrency):
         with layout.lock:
             return _swap(
                 layout,
@@ -135,26 +138,32 @@ def _apply(
                 Outcome("swapped", manifest.release, manifest.generation),
                 settings,
             )
-    with layout.staging_dir() as staging:
+    with layout.building(manifest.release), layout.staging_dir() as staging:
+        if layout.live_release() == manifest.release:  # another sidecar made it live meanwhile
+            return Outcome("unchanged", manifest.release, manifest.generation)
         reusable = _reusable_files(layout, layout.live_release(), settings.limits)
         outcome = stage(fetched, remote, staging, settings, reusable, progress)
         with layout.lock:
             return _swap(layout, fetched, pinned, staging, outcome, settings)
 
 
-def kept_and_intact(layout: Layout, manifest: Manifest, progress: Callable[[], None]) -> bool:
+def kept_and_intact(
+    layout: Layout, manifest: Manifest, progress: Callable[[], None], workers: int = 1
+) -> bool:
     """A release kept under releases/ is made live again only if it still holds exactly its
     files: whoever can write the volume could have planted or changed it."""
     if not layout.has_release(manifest.release):
         return False
     try:
-        verify_tree(layout.release_dir(manifest.release), manifest, progress)
+        verify_tree(layout.release_dir(manifest.release), manifest, progress, workers)
     except VerificationError:
         return False
     return True
 
 
-def repair_current(layout: Layout, limits: Limits, progress: Callable[[], None]) -> str | None:
+def repair_current(
+    layout: Layout, limits: Limits, progress: Callable[[], None], workers: int = 1
+) -> str | None:
     """When `current` names none of the kept releases (it points out of ROOT, at a look-alike,
     at a release gone or changed), point it back at the release state.json says is live if
     that is kept and intact, else remove the link. Returns what was wrong, or None."""
@@ -167,7 +176,7 @@ def repair_current(layout: Layout, limits: Limits, progress: Callable[[], None])
             return None
         release = layout.read_state().release
         manifest = layout.load_manifest(release, limits) if layout.has_release(release) else None
-        if manifest is not None and kept_and_intact(layout, manifest, progress):
+        if manifest is not None and kept_and_intact(layout, manifest, progress, workers):
             layout.point_current_at(release)
             return f"{problem}; pointed back at release {release}"
         layout.drop_current()
@@ -241,12 +250,14 @@ def stage(
     """Fill `staging` with the release: `reusable` (content id -> local file) is hard-linked,
     the rest fetched, every byte verified."""
     manifest = fetched.manifest
-    to_fetch, linked = _link_unchanged(manifest, reusable, staging, progress)
+    to_fetch, linked = _link_unchanged(manifest, reusable, staging, settings, progress)
     remaining, used_pack, pack_problem = to_fetch, False, None
     if fetched.has_pack and pack_is_cheaper(manifest, to_fetch, settings):
-        remaining, used_pack, pack_problem = _from_pack(remote, manifest, to_fetch, staging, progress)
+        remaining, used_pack, pack_problem = _from_pack(
+            remote, manifest, to_fetch, staging, settings, progress
+        )
     _download_all(remote, remaining, staging, settings.concurrency, progress)
-    _check_complete(to_fetch, staging.path)
+    _check_complete(to_fetch, staging.path, settings.fs_concurrency)
     return Outcome(
         "swapped",
         manifest.release,
@@ -283,28 +294,46 @@ def _reusable_files(layout: Layout, live: str | None, limits: Limits) -> dict[st
 
 
 def _link_unchanged(
-    manifest: Manifest, reusable: dict[str, str], staging: Beneath, progress: Callable[[], None]
+    manifest: Manifest, reusable: dict[str, str], staging: Beneath, settings: PullSettings, progress
 ) -> tuple[list[FileEntry], int]:
-    """Hard-link every file whose content is live already; return the others and the count linked."""
-    others: list[FileEntry] = []
-    with staging.cursor() as cursor:
-        for entry in manifest.files:
-            source = reusable.get(entry.content_id)
-            if source is None or not _link(source, cursor, entry):
-                others.append(entry)
-            progress()
+    """Hard-link every file whose content is live already, folders side by side; return the
+    others (in the manifest's order) and the count linked."""
+    linkable = [
+        (entry, reusable[entry.content_id]) for entry in manifest.files if entry.content_id in reusable
+    ]
+
+    def link_folder(group: list[tuple[FileEntry, str]]) -> list[FileEntry]:
+        failed = []
+        with staging.cursor() as cursor:
+            for entry, source in group:
+                if not _link(source, cursor, entry):
+                    failed.append(entry)
+                progress()
+        return failed
+
+    groups = per_folder(linkable, lambda pair: pair[0].path)
+    failed = {
+        entry.path
+        for group in run_per_folder(groups, link_folder, settings.fs_concurrency)
+        for entry in group
+    }
+    others = [entry for entry in manifest.files if entry.content_id not in reusable or entry.path in failed]
     return others, len(manifest.files) - len(others)
 
 
 def _link(source: str, cursor: Cursor, entry: FileEntry) -> bool:
+    """Link, then look at what was linked (the link's own reply has its attributes, so on NFS
+    this costs no round trip, where a look at the source first would): anything but a regular
+    file of the promised size is taken back and fetched instead."""
     try:
-        info = os.lstat(source)
-        if not stat.S_ISREG(info.st_mode) or info.st_size != entry.size:
-            return False
         cursor.link(source, entry.path)
-        return True
     except OSError:  # the old release was pruned meanwhile, or no hard links here
         return False
+    info = cursor.lstat(entry.path)
+    if stat.S_ISREG(info.st_mode) and info.st_size == entry.size:
+        return True
+    cursor.unlink(entry.path)
+    return False
 
 
 def _from_pack(
@@ -312,6 +341,7 @@ def _from_pack(
     manifest: Manifest,
     to_fetch: list[FileEntry],
     staging: Beneath,
+    settings: PullSettings,
     progress: Callable[[], None],
 ) -> tuple[list[FileEntry], bool, str | None]:
     """Fill `staging` from the pack as far as it verifies; the rest is left for single GETs.
@@ -325,18 +355,20 @@ def _from_pack(
         return to_fetch, False, str(exc)
     if stream is None:
         return to_fetch, False, None
-    problem, written = None, set()
+    problem = None
+    writer = FolderWriter(staging, settings.fs_concurrency)
     try:
-        with staging.cursor() as cursor:
-            wanted = {entry.path: entry for entry in to_fetch}
-            extract_pack(stream, manifest, wanted, cursor, written, progress)
+        try:
+            extract_pack(stream, manifest, {entry.path: entry for entry in to_fetch}, writer.write, progress)
+        finally:
+            writer.close()  # every write done (or failed) before what is left is counted
     except (BotoCoreError, ConnectionError, TimeoutError) as exc:
         problem = f"pack of release {manifest.release} cut short: {exc}"
     except (S3SyncError, tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError) as exc:
         problem = f"pack of release {manifest.release} is damaged: {exc}"
     finally:
         stream.close()
-    return [entry for entry in to_fetch if entry.path not in written], True, problem
+    return [entry for entry in to_fetch if entry.path not in writer.written], True, problem
 
 
 def _download_all(
@@ -355,12 +387,17 @@ def _download_all(
             future.result()  # raises the first failure
 
 
-def _check_complete(fetched: list[FileEntry], staging: Path) -> None:
-    """Every fetched file is in place (linked ones were checked as they were linked)."""
-    for entry in fetched:
-        try:
-            info = os.lstat(staging / entry.path)
-        except FileNotFoundError:
-            raise VerificationError(f"staged tree is missing {entry.path!r}") from None
-        if not stat.S_ISREG(info.st_mode) or info.st_size != entry.size:
-            raise VerificationError(f"staged {entry.path!r} is not the {entry.size}-byte file expected")
+def _check_complete(fetched: list[FileEntry], staging: Path, workers: int) -> None:
+    """Every fetched file is in place (linked ones were checked as they were linked); folders
+    side by side, as each look is a lookup on EFS."""
+
+    def check_folder(group: list[FileEntry]) -> None:
+        for entry in group:
+            try:
+                info = os.lstat(staging / entry.path)
+            except FileNotFoundError:
+                raise VerificationError(f"staged tree is missing {entry.path!r}") from None
+            if not stat.S_ISREG(info.st_mode) or info.st_size != entry.size:
+                raise VerificationError(f"staged {entry.path!r} is not the {entry.size}-byte file expected")
+
+    run_per_folder(per_folder(fetched, lambda entry: entry.path), check_folder, workers)

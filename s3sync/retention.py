@@ -2,7 +2,6 @@
 the metadata DB says a DAG run or DAG version still uses (s3sync.inuse)."""
 
 import os
-from collections.abc import Callable
 
 from s3sync.layout import Layout, State
 
@@ -28,20 +27,16 @@ def releases_to_keep(
 
 
 def prune(
-    layout: Layout,
-    keep: int,
-    grace: float,
-    now: float,
-    in_use: frozenset[str] = frozenset(),
-    progress: Callable[[], None] = lambda: None,
+    layout: Layout, keep: int, grace: float, now: float, in_use: frozenset[str] = frozenset()
 ) -> list[str]:
-    """Delete releases that are neither live, nor among the newest `keep`, nor recent, nor in
-    use; and anything in releases/ that is not a release folder. Call with the ROOT lock held.
+    """Move to the trash the releases that are neither live, nor among the newest `keep`, nor
+    recent, nor in use, and anything in releases/ that is not a release folder (the trash is
+    swept outside the lock: Layout.sweep_trash). Call with the ROOT lock held.
     """
     on_disk = _on_disk(layout)
     removed = _doomed(layout, on_disk, keep, grace, now, in_use)
     for release in removed:
-        layout.discard_release(release, progress)
+        layout.discard_release(release)
     for entry in os.scandir(layout.manifests):
         release = entry.name.removesuffix(".json")
         if release not in on_disk and now - entry.stat(follow_symlinks=False).st_mtime >= grace:

@@ -19,6 +19,7 @@ from pathlib import Path
 from s3sync import metrics, status
 from s3sync.errors import (
     BadInput,
+    Busy,
     ManifestError,
     NoRelease,
     RefusedRelease,
@@ -74,12 +75,13 @@ class Syncer:
         self.refusal: Refusal | None = None
         self.judge_again_after = 10.0  # first backoff before a refused LATEST.json is judged again
         self.progress = lambda: None
+        self.trash_filled = lambda: None  # called when old releases went to the trash
 
     def prepare(self) -> None:
         for repaired in self.layout.prepare():
             self.log.warning("volume repaired", detail=repaired)
         with self.layout.lock:
-            removed = self.layout.remove_orphans(self.progress)
+            removed = self.layout.remove_orphans()
         if removed:
             self.log.info("removed orphan staging", staging=removed)
 
@@ -87,7 +89,9 @@ class Syncer:
         """Before each poll: state folders are real folders, `current` names a kept release."""
         for repaired in self.layout.repair_folders():
             self.log.warning("volume repaired", detail=repaired)
-        problem = repair_current(self.layout, self.settings.limits, self.progress)
+        problem = repair_current(
+            self.layout, self.settings.limits, self.progress, self.settings.fs_concurrency
+        )
         if problem is not None:
             self.log.warning("current repaired", detail=problem)
             self.etag = None  # judge LATEST.json again, whatever its ETag
@@ -172,12 +176,11 @@ class Syncer:
                 self.log.error("old releases kept: releases in use unknown", error=str(exc))
                 return []
         with self.layout.lock:
-            removed = prune(
-                self.layout, self.settings.keep, self.settings.grace, time.time(), in_use, self.progress
-            )
-            orphans = self.layout.remove_orphans(self.progress)
+            removed = prune(self.layout, self.settings.keep, self.settings.grace, time.time(), in_use)
+            orphans = self.layout.remove_orphans()
         if removed or orphans:
             self.log.info("pruned", releases=removed, staging=orphans, in_use=sorted(in_use))
+            self.trash_filled()
         return removed
 
 
@@ -195,7 +198,9 @@ class Loop:
         self._last_beat = 0.0
         self._last_metrics = 0.0
         self._last_gc = time.monotonic()
+        self._trash_filled = threading.Event()
         syncer.progress = self.heartbeat
+        syncer.trash_filled = self._trash_filled.set
 
     def heartbeat(self) -> None:
         now = time.time()
@@ -207,6 +212,8 @@ class Loop:
     def run(self) -> int:
         self.syncer.judge_again_after = self.settings.interval
         self.syncer.prepare()
+        sweeper = threading.Thread(target=self._sweep_until_stopped, name="sweeper", daemon=True)
+        sweeper.start()
         failures = 0
         while not self.stop.is_set():
             failures = self.once_in_loop(failures)
@@ -216,8 +223,24 @@ class Loop:
                 else min(self.settings.interval * 2 ** (failures - 1), MAX_BACKOFF)
             )
             self.stop.wait(wait)
+        self._trash_filled.set()
+        sweeper.join(10)
         self.log.info("stopped")
         return 0
+
+    def _sweep_until_stopped(self) -> None:
+        """Deletes what pruning moved to the trash, beside the polls: on EFS deleting a release
+        is a round trip per file, which must not delay the next release."""
+        while not self.stop.is_set():
+            self._trash_filled.wait(self.settings.gc_interval)
+            self._trash_filled.clear()
+            try:
+                swept = self.syncer.layout.sweep_trash(self.syncer.settings.fs_concurrency)
+            except Exception as exc:
+                self.log.error("trash sweep failed", error=one_line(exc))
+                continue
+            if swept:
+                self.log.info("trash swept", entries=swept)
 
     def once_in_loop(self, failures: int) -> int:
         """One poll, whatever happens in it; the consecutive failures after it."""
@@ -225,11 +248,12 @@ class Loop:
         waiting = None
         try:
             outcome = self.syncer.poll()
-        except NoRelease as exc:
-            # Nothing published yet is a state to wait in at the normal pace, not a failure:
-            # backing off would delay the first release, and failing health would restart the task.
+        except (NoRelease, Busy) as exc:
+            # Nothing published yet, or another sidecar on this ROOT making the release, is a
+            # state to wait in at the normal pace, not a failure: backing off would delay the
+            # release, and failing health would restart the task.
             if self.status.last_error != str(exc):
-                self.log.info("waiting for a first release", detail=str(exc))
+                self.log.info("waiting", detail=str(exc))
             waiting, outcome = str(exc), None
         except RefusedRelease as exc:
             self._refused(str(exc), exc.judged)

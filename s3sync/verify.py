@@ -9,6 +9,7 @@ from pathlib import Path
 from s3sync.beneath import Cursor, open_regular, walk_files
 from s3sync.errors import VerificationError
 from s3sync.manifest import FileEntry, Manifest
+from s3sync.parallel import per_folder, run_per_folder
 
 CHUNK = 256 * 1024
 
@@ -65,24 +66,35 @@ def _digest(path: Path, hasher) -> tuple[int, str]:
     return size, hasher.hexdigest()
 
 
-def verify_tree(folder: Path, manifest: Manifest, progress: Callable[[], None] = lambda: None) -> None:
+def verify_tree(
+    folder: Path, manifest: Manifest, progress: Callable[[], None] = lambda: None, workers: int = 1
+) -> None:
     """`folder` holds exactly the manifest's files, byte for byte: no file more, none less,
-    no symlink or special file. Raises VerificationError naming the first difference."""
+    no symlink or special file. Raises VerificationError naming a difference. The folder is
+    listed first; its files are then checked folders side by side (on EFS opening each is a
+    lookup)."""
     expected = manifest.by_path()
-    seen = 0
-    for rel, entry in walk_files(folder):
-        wanted = expected.get(rel)
-        if wanted is None:
+    found = list(walk_files(folder))
+    for rel, _entry in found:
+        if rel not in expected:
             raise VerificationError(f"{rel!r} is not in release {manifest.release}")
-        info = entry.stat(follow_symlinks=False)
-        if not stat.S_ISREG(info.st_mode) or info.st_size != wanted.size:
-            raise VerificationError(
-                f"{rel!r} is not the {wanted.size}-byte file release {manifest.release} has"
-            )
-        hasher = new_hasher(wanted)
-        if hasher is not None and _digest(Path(entry.path), hasher)[1] != wanted.digest:
-            raise VerificationError(f"{rel!r} differs from release {manifest.release}")
-        seen += 1
-        progress()
-    if seen != len(expected):
-        raise VerificationError(f"{len(expected) - seen} files of release {manifest.release} are missing")
+    if len(found) != len(expected):
+        raise VerificationError(
+            f"{len(expected) - len(found)} files of release {manifest.release} are missing"
+        )
+
+    def check_folder(group: list[tuple[str, os.DirEntry]]) -> None:
+        for rel, entry in group:
+            _check_kept_file(rel, entry, expected[rel], manifest.release)
+            progress()
+
+    run_per_folder(per_folder(found, lambda item: item[0]), check_folder, workers)
+
+
+def _check_kept_file(rel: str, entry: os.DirEntry, wanted: FileEntry, release: str) -> None:
+    info = entry.stat(follow_symlinks=False)
+    if not stat.S_ISREG(info.st_mode) or info.st_size != wanted.size:
+        raise VerificationError(f"{rel!r} is not the {wanted.size}-byte file release {release} has")
+    hasher = new_hasher(wanted)
+    if hasher is not None and _digest(Path(entry.path), hasher)[1] != wanted.digest:
+        raise VerificationError(f"{rel!r} differs from release {release}")

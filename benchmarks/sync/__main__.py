@@ -1,6 +1,7 @@
 """Run every tool through every scenario on each tree; print and write one markdown table."""
 
 import argparse
+import contextlib
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +11,7 @@ import boto3
 from benchmarks.sync.scenarios import SCENARIOS, Bench
 from benchmarks.sync.server import Server, Traffic
 from benchmarks.sync.tools import BUCKET, TOOLS
+from tests.support.latencyfs import LatencyMount
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POLLS_PER_MONTH = 30 * 24 * 3600 // 10  # a 10 s poll
@@ -25,6 +27,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="runs per scenario (the median is shown)")
     parser.add_argument("--tools", default=",".join(tool.name for tool in TOOLS))
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.md")
+    parser.add_argument(
+        "--fs",
+        default="local,efs",
+        help="where the live trees are: local (this disk) and/or efs (tests/support/latencyfs: 2.7 ms a "
+        "metadata change, 0.5 ms an uncached lookup)",
+    )
     args = parser.parse_args()
     chosen = [tool for tool in TOOLS if tool.name in args.tools.split(",")]
     lines = [
@@ -32,10 +40,10 @@ def main() -> None:
         "",
         "One S3 server (moto) on loopback; requests counted by the server; bytes = response bodies.",
         "",
-        "| tree | tool | "
+        "| fs | tree | tool | "
         + " | ".join(SCENARIOS)
         + " | changes picked up | mixed tree seen | idle $/month at 10 s |",
-        "|" + "---|" * (len(SCENARIOS) + 5),
+        "|" + "---|" * (len(SCENARIOS) + 6),
     ]
     with tempfile.TemporaryDirectory(prefix="sync-bench-") as workdir:
         server = Server(Path(workdir))
@@ -44,8 +52,12 @@ def main() -> None:
             for spec in args.trees.split(","):
                 files, size = (int(part) for part in spec.split("x"))
                 for tool_class in chosen:
-                    lines.append(_row(server, tool_class, Path(workdir), files, size, args.runs))
-                    print(lines[-1], flush=True)
+                    for fs in args.fs.split(","):
+                        with _live_trees(Path(workdir), fs) as targets:
+                            lines.append(
+                                _row(server, tool_class, Path(workdir), targets, fs, files, size, args.runs)
+                            )
+                        print(lines[-1], flush=True)
         finally:
             server.stop()
     table = "\n".join(lines) + "\n"
@@ -54,17 +66,37 @@ def main() -> None:
     args.out.write_text(table)
 
 
-def _row(server, tool_class, workdir: Path, files: int, size: int, runs: int) -> str:
+@contextlib.contextmanager
+def _live_trees(workdir: Path, fs: str):
+    """Where the tools keep their live trees: a folder on this disk, or one on the EFS model."""
+    if fs == "local":
+        yield workdir / "live"
+    elif fs == "efs":
+        with LatencyMount(workdir / "efs-backing", workdir / "efs") as mount:
+            yield mount.mount / "live"
+    else:
+        raise SystemExit(f"--fs: unknown file system {fs!r} (want local or efs)")
+
+
+def _row(server, tool_class, workdir: Path, targets: Path, fs: str, files: int, size: int, runs: int) -> str:
     tree = f"{files:,} x {_bytes(size)}"
     missing = tool_class.available() if hasattr(tool_class, "available") else None
     if missing:
         return (
-            f"| {tree} | {tool_class.name} | "
+            f"| {fs} | {tree} | {tool_class.name} | "
             + " | ".join(["not run"] * len(SCENARIOS))
             + f" | | {missing} | |"
         )
     tool = tool_class(server, f"{files}x{size}")
-    bench = Bench(server, tool, workdir / tool_class.__name__ / str(files), files, size, runs)
+    bench = Bench(
+        server,
+        tool,
+        workdir / tool_class.__name__ / str(files),
+        targets / tool_class.__name__,
+        files,
+        size,
+        runs,
+    )
     bench.run()
     cells = []
     for scenario in SCENARIOS:
@@ -76,7 +108,7 @@ def _row(server, tool_class, workdir: Path, files: int, size: int, runs: int) ->
     mixed = f"{bench.mixed.mixed} of {bench.mixed.passes} reads"
     picked = f"{bench.picked_up.seen} of {bench.picked_up.changes}"
     return (
-        f"| {tree} | {tool_class.name} | "
+        f"| {fs} | {tree} | {tool_class.name} | "
         + " | ".join(cells)
         + f" | {picked} | {mixed} | ${_monthly(idle):.2f} |"
     )

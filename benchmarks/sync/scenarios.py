@@ -37,9 +37,10 @@ class PickedUp:
 
 
 class Bench:
-    def __init__(self, server: Server, tool, workdir: Path, files: int, size: int, runs: int):
+    def __init__(self, server: Server, tool, workdir: Path, targets: Path, files: int, size: int, runs: int):
         self.server, self.tool, self.files, self.size, self.runs = server, tool, files, size, runs
-        self.workdir = workdir
+        self.workdir = workdir  # the source tree, on this disk
+        self.targets = targets  # the live trees: this disk or the EFS model
         self.src = workdir / "src"
         self.version = 0
         self.results = {scenario: Result() for scenario in SCENARIOS}
@@ -50,8 +51,8 @@ class Bench:
         trees.write(self.src, self.files, self.size)
         self.tool.upload(self.src, None, [])
         for run in range(self.runs):
-            self._measure("cold sync", self.workdir / f"cold{run}")
-        target = self.workdir / "cold0"
+            self._measure("cold sync", self.targets / f"cold{run}")
+        target = self.targets / "cold0"
         for _ in range(self.runs):
             self._measure("idle poll", target)
         for _ in range(self.runs):
@@ -69,9 +70,7 @@ class Bench:
             path.write_bytes(kept)  # back for the next run (a small tree would run out), not measured
             self.tool.upload(self.src, [index], [])
             self.tool.poll(target)
-        for path in self.workdir.iterdir():
-            if path.name != "src":
-                shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(self.targets, ignore_errors=True)
 
     def _change(self, scenario: str, target: Path, indexes: list[int], watch: bool = False) -> None:
         self.version += 1
